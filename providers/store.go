@@ -24,11 +24,15 @@ type Store interface {
 	// Put streams r, of unknown length, into key. Large objects are uploaded in parts, so
 	// memory stays bounded regardless of size. The object becomes visible only once complete:
 	// a failed or cancelled Put leaves no object (or leaves the previous one intact).
-	// Put fails with ErrImmutable if an existing object at key is under legal hold or
-	// retention, and with ErrExists if opts.IfNotExists is set and key exists.
+	// Put fails with ErrExists if opts.IfNotExists is set and key exists (this wins over
+	// ErrImmutable), and with ErrImmutable if an existing object at key is under legal hold
+	// or retention. On versioned backends (S3 Object Lock, Azure version-level WORM, GCS) the
+	// server would accept such an overwrite as a new version, so the adapter checks first; a
+	// hold placed concurrently with that check still keeps the protected version intact.
 	Put(ctx context.Context, key string, r io.Reader, opts PutOptions) (ObjectInfo, error)
 
 	// Get opens key for reading, optionally a byte range of it. The caller closes the reader.
+	// A range starting at or past the end of the object is ErrInvalidArgument.
 	Get(ctx context.Context, key string, opts GetOptions) (io.ReadCloser, error)
 
 	// Stat describes key, including its legal hold and retention.
@@ -47,12 +51,15 @@ type Store interface {
 
 	// SetLegalHold places (on=true) or releases (on=false) a legal hold on key. A held object
 	// can be neither deleted nor overwritten. ErrNotSupported if the location does not
-	// enforce holds (see Capabilities).
+	// enforce holds (see Capabilities). ObjectInfo.LegalHold reports any hold the backend
+	// has (GCS event-based holds included), so releasing drflow's hold may leave it true.
 	SetLegalHold(ctx context.Context, key string, on bool) error
 
-	// SetRetention protects key until r.Until. Extending is always allowed; shortening or
-	// removing (zero Until) is allowed only in governance mode and fails with ErrImmutable
-	// in compliance mode. ErrNotSupported if the location does not enforce retention.
+	// SetRetention protects key until r.Until, rounded up to the backend's precision (whole
+	// seconds). Extending is always allowed; shortening or removing (zero Until) is allowed
+	// only in governance mode and fails with ErrImmutable against an active compliance
+	// retention. Any other non-zero Until that is not in the future is ErrInvalidArgument.
+	// ErrNotSupported if the location does not enforce retention.
 	SetRetention(ctx context.Context, key string, r Retention) error
 
 	// Capabilities reports what this location enforces, as configured on the server. Callers
@@ -186,6 +193,10 @@ type Capabilities struct {
 	RetentionModes []RetentionMode
 	// ConditionalCreate: PutOptions.IfNotExists is atomic on the server.
 	ConditionalCreate bool
+	// ServerEnforced: the storage service itself refuses to delete held or retained data, so
+	// not even a privileged user of the machine that runs drflow can remove it. False where
+	// drflow's adapter enforces holds and retention (the local store).
+	ServerEnforced bool
 	// Note explains, for humans, how the capabilities were established (e.g. "bucket has
 	// Object Lock enabled").
 	Note string

@@ -587,6 +587,9 @@ func (s suite) capabilitiesReport(t *testing.T) {
 	// Enforcement of each claimed capability is proven by the LegalHold, Retention and
 	// ConditionalCreate cases; here the summary must agree with its parts.
 	assert.Equal(t, caps.LegalHold && caps.Retention, caps.Immutable())
+	if caps.ServerEnforced {
+		assert.True(t, caps.LegalHold || caps.Retention, "server enforcement claimed without holds or retention")
+	}
 }
 
 // parallel runs fn(0..n-1) on at most workers goroutines and fails t on the first error.
