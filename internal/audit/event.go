@@ -1,0 +1,70 @@
+// Package audit is drflow's tamper-evident audit trail: an append-only log per region in which
+// every event carries the hash of the previous one and an ed25519 signature, stored in the
+// region's location in segments that are never rewritten.
+package audit
+
+import (
+	"context"
+	"time"
+)
+
+// Kinds of event.
+const (
+	KindRestorePoint = "restore_point.written"
+	KindCopy         = "copy"
+	KindPolicy       = "policy.decision"
+	KindKey          = "key"
+	KindVerify       = "verify"
+	KindRestore      = "restore"
+	KindHold         = "legal_hold"
+	KindDrill        = "drill"
+)
+
+// Outcomes.
+const (
+	OutcomeOK     = "ok"
+	OutcomeDenied = "denied"
+	OutcomeFailed = "failed"
+)
+
+// Event is one audited action. It names datasets, locations, jurisdictions, key IDs and
+// restore-point IDs, and carries sizes, hashes and reasons — never customer data, file or
+// table names, or key material. Fields that do not apply stay empty.
+type Event struct {
+	Kind    string `json:"kind"`
+	Outcome string `json:"outcome"`
+	// Actor is who or what acted: a workflow ID, a user, "drflow bench".
+	Actor   string `json:"actor,omitempty"`
+	Dataset string `json:"dataset,omitempty"`
+	Point   string `json:"restore_point,omitempty"`
+
+	Location     string `json:"location,omitempty"`
+	Jurisdiction string `json:"jurisdiction,omitempty"`
+	// Destination and DestJurisdiction describe the target of a copy.
+	Destination      string `json:"destination,omitempty"`
+	DestJurisdiction string `json:"destination_jurisdiction,omitempty"`
+	// CopyMode is full, encrypted or metadata; LegalBasis the transfer mechanism relied on.
+	CopyMode   string `json:"copy_mode,omitempty"`
+	LegalBasis string `json:"legal_basis,omitempty"`
+
+	// Operation names a key operation: wrap, unwrap, rotate_kek, rotate_dek, revoke, shred,
+	// split, combine.
+	Operation string `json:"operation,omitempty"`
+	KeyID     string `json:"key_id,omitempty"`
+	KeyEpoch  uint32 `json:"key_epoch,omitempty"`
+
+	Bytes        int64  `json:"bytes,omitempty"`
+	Chunks       int64  `json:"chunks,omitempty"`
+	ManifestHash string `json:"manifest_hash,omitempty"`
+	// Reason explains a denial or failure, or the rule behind a decision.
+	Reason string `json:"reason,omitempty"`
+	// Time is when the event happened; the log fills it in if zero.
+	Time time.Time `json:"time"`
+}
+
+// Recorder appends events to the audit trail. Implementations are safe for concurrent use.
+// A Recorder that cannot record must return an error: an action that cannot be audited
+// fails closed.
+type Recorder interface {
+	Record(ctx context.Context, e Event) error
+}
