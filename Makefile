@@ -3,16 +3,20 @@ SHELL := /bin/bash
 GO    ?= go
 PKGS  ?= ./...
 
-.PHONY: test tools vet fmt-check unit build fuzz clean
+.PHONY: test tools services vet fmt-check unit build fuzz clean
 
 ## test: everything CI runs — installs the emulators it needs, checks formatting and vet,
 ## then runs the whole suite with the race detector against real servers.
-test: tools fmt-check vet
+test: tools services fmt-check vet
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 ## tools: install (once) the pinned MinIO, fake-gcs-server and Azurite into .tools/.
 tools:
 	bash scripts/tools.sh all
+
+## services: make sure PostgreSQL answers on 127.0.0.1:5432 (starts or installs it).
+services:
+	bash scripts/postgres.sh
 
 fmt-check:
 	@out=$$(find . -name '*.go' -not -path './.tools/*' -not -path './var/*' -print0 | xargs -0 gofmt -l); \
