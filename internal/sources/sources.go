@@ -82,8 +82,16 @@ type Snapshot interface {
 	// before after are skipped without being read (to resume from a checkpoint). An error
 	// from fn stops the walk and is returned as is. Unreadable entries are reported by
 	// Problems, not passed to fn.
+	//
+	// "Lexical path order" is precisely walk order, as ComparePaths defines it: depth first,
+	// siblings sorted by the bytes of their names, a directory before its contents; that is,
+	// byte order of the paths with '/' sorting before every other byte ("a", "a/b", "a.b").
+	// Plain string order differs ("a.b" < "a/b"), so compare checkpoints with ComparePaths.
+	// A file that changed while it was read (or whose read failed part way) is passed to fn
+	// with the bytes that were read and also reported by Problems.
 	Walk(ctx context.Context, after string, fn func(Entry, io.Reader) error) error
-	// Problems lists the entries the walk could not read.
+	// Problems lists the entries the last walk could not read, and those that changed while
+	// it read them.
 	Problems() []Problem
 	// Close releases the snapshot (ends the database transaction, stops pg_dump).
 	Close() error
