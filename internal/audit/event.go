@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Kinds of event.
+// Kinds of event. Validate accepts only these; a new kind is added here and there.
 const (
 	KindRestorePoint = "restore_point.written"
 	KindCopy         = "copy"
@@ -30,6 +30,10 @@ const (
 // Event is one audited action. It names datasets, locations, jurisdictions, key IDs and
 // restore-point IDs, and carries sizes, hashes and reasons — never customer data, file or
 // table names, or key material. Fields that do not apply stay empty.
+//
+// Records are verified byte for byte against their re-encoding, so a field added to Event
+// later must be omitempty, with the zero value meaning "absent": records written before it
+// then re-encode unchanged.
 type Event struct {
 	Kind    string `json:"kind"`
 	Outcome string `json:"outcome"`
