@@ -40,6 +40,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"config validate": {"load a configuration and report every problem in it", configValidate},
 		"locations check": {"open every location and print what it enforces", locationsCheck},
+		"bench":           {"measure backup, restore and verify throughput against the machine's limits", benchCmd},
 	}
 }
 

@@ -108,3 +108,32 @@ func TestUsageErrors(t *testing.T) {
 	assert.Equal(t, exitOK, code)
 	assert.Contains(t, out, "locations check")
 }
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		give string
+		want int64
+	}{
+		{"2GiB", 2 << 30}, {"512MiB", 512 << 20}, {"1.5GiB", 3 << 29}, {"100MB", 100e6}, {"4096", 4096}, {"8KiB", 8192},
+	}
+	for _, tt := range tests {
+		got, err := parseSize(tt.give)
+		require.NoError(t, err, tt.give)
+		assert.Equal(t, tt.want, got, tt.give)
+	}
+	for _, bad := range []string{"", "-1GiB", "lots", "0"} {
+		_, err := parseSize(bad)
+		assert.Error(t, err, bad)
+	}
+}
+
+func TestBenchCommand(t *testing.T) {
+	code, out, errOut := runCLI(t, "bench", "--size", "16MiB", "--baselines=false")
+	require.Equal(t, exitOK, code, errOut)
+	for _, name := range []string{"backup_MBps=", "incremental_upload_ratio=", "restore_MBps=", "verify_MBps=", "dedup_ratio=", "peak_rss_MiB="} {
+		assert.Contains(t, out, name)
+	}
+	code, _, errOut = runCLI(t, "bench", "--size", "huge")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, "--size")
+}
