@@ -1,0 +1,366 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/drflow/drflow/internal/audit"
+	"github.com/drflow/drflow/providers"
+)
+
+// Copy modes, as audit events record them.
+const (
+	CopyModeFull      = "full"      // the destination may also hold the key (full copy)
+	CopyModeEncrypted = "encrypted" // ciphertext only; the key stays home
+	CopyModeMetadata  = "metadata"  // the catalog entry only
+)
+
+// maxKeyObject bounds a wrapped-key object that Copy compares in memory.
+const maxKeyObject = 1 << 20
+
+// CopyOptions tune Copy and CopyMetadata.
+type CopyOptions struct {
+	// Mode is CopyModeFull or CopyModeEncrypted for Copy (default encrypted); CopyMetadata
+	// always records CopyModeMetadata. The bytes moved are the same ciphertext either way:
+	// the mode records what the residency policy allowed.
+	Mode string
+	// LegalBasis is the transfer mechanism relied on (adequacy, SCC, consent).
+	LegalBasis string
+	Actor      string
+	// Audit records the copy. Required.
+	Audit  audit.Recorder
+	Logger *zap.Logger
+	// Concurrency is the number of objects copied in parallel; 0 means 4.
+	Concurrency int
+	// Source and destination names and jurisdictions for the audit event; empty means the
+	// stores' Location().
+	SourceLocation, SourceJurisdiction string
+	DestLocation, DestJurisdiction     string
+}
+
+// CopyResult describes a copy.
+type CopyResult struct {
+	Point          PointInfo
+	ObjectsCopied  int64
+	ObjectsSkipped int64
+	BytesCopied    int64
+	// ManifestHash is the hex SHA-256 of the manifest object copied (or found).
+	ManifestHash string
+	Duration     time.Duration
+}
+
+func (o *CopyOptions) event(src, dst providers.Store, mode, point string) audit.Event {
+	sl, dl := src.Location(), dst.Location()
+	ev := audit.Event{
+		Kind: audit.KindCopy, Outcome: audit.OutcomeOK, Actor: o.Actor, Point: point,
+		Location: o.SourceLocation, Jurisdiction: o.SourceJurisdiction,
+		Destination: o.DestLocation, DestJurisdiction: o.DestJurisdiction,
+		CopyMode: mode, LegalBasis: o.LegalBasis,
+	}
+	if ev.Location == "" {
+		ev.Location, ev.Jurisdiction = sl.Name, sl.Jurisdiction
+	}
+	if ev.Destination == "" {
+		ev.Destination, ev.DestJurisdiction = dl.Name, dl.Jurisdiction
+	}
+	return ev
+}
+
+// Copy replicates a restore point of dataset from src to dst without decrypting anything:
+// the packs and indexes dst lacks (all of the dataset's, since which packs a point uses is
+// sealed in its manifest, and replication wants them anyway), then the wrapped data keys
+// (datasets/<ds>/keys/, needed to restore there and useless without the home KEK), then the
+// manifest, last, so that dst never shows a restore point whose chunks are not all there.
+// Objects dst already has are skipped: packs, indexes and manifests are immutable.
+func Copy(ctx context.Context, src, dst providers.Store, dataset, pointID string, opts CopyOptions) (CopyResult, error) {
+	start := time.Now()
+	var res CopyResult
+	if opts.Mode == "" {
+		opts.Mode = CopyModeEncrypted
+	}
+	if src == nil || dst == nil || opts.Audit == nil {
+		return res, fmt.Errorf("copy: %w: stores and audit recorder are required", providers.ErrInvalidArgument)
+	}
+	if opts.Mode != CopyModeFull && opts.Mode != CopyModeEncrypted {
+		return res, fmt.Errorf("copy: %w: mode %q (want %q or %q)", providers.ErrInvalidArgument, opts.Mode, CopyModeFull, CopyModeEncrypted)
+	}
+	if err := validateName("dataset", dataset); err != nil {
+		return res, fmt.Errorf("copy: %w", err)
+	}
+	t, err := ParsePointID(pointID)
+	if err != nil {
+		return res, fmt.Errorf("copy: %w", err)
+	}
+	res.Point = PointInfo{ID: pointID, DataAsOf: t}
+	c := &copier{src: src, dst: dst, dataset: dataset, log: opts.Logger, workers: opts.Concurrency}
+	if c.log == nil {
+		c.log = zap.NewNop()
+	}
+	if c.workers <= 0 {
+		c.workers = 4
+	}
+	err = c.run(ctx, pointID, &res)
+	res.ObjectsCopied, res.ObjectsSkipped, res.BytesCopied = c.copied.Load(), c.skipped.Load(), c.bytes.Load()
+	res.Duration = time.Since(start)
+	ev := opts.event(src, dst, opts.Mode, pointID)
+	ev.Dataset, ev.Bytes, ev.ManifestHash = dataset, res.BytesCopied, res.ManifestHash
+	ev.Reason = fmt.Sprintf("%d objects copied, %d already present", res.ObjectsCopied, res.ObjectsSkipped)
+	if err != nil {
+		err = fmt.Errorf("copy %s/%s to %s: %w", dataset, pointID, dst.Location().Name, err)
+		ev.Outcome, ev.Reason = audit.OutcomeFailed, "copy failed: "+errorClass(err)+"; "+ev.Reason
+	}
+	actx, cancel := auditContext(ctx)
+	defer cancel()
+	if aerr := opts.Audit.Record(actx, ev); aerr != nil {
+		return res, errors.Join(err, fmt.Errorf("audit copy of %s: %w", dataset, aerr))
+	}
+	return res, err
+}
+
+type copier struct {
+	src, dst providers.Store
+	dataset  string
+	log      *zap.Logger
+	workers  int
+	copied   atomic.Int64
+	skipped  atomic.Int64
+	bytes    atomic.Int64
+}
+
+func (c *copier) run(ctx context.Context, pointID string, res *CopyResult) error {
+	mkey := pointKey(c.dataset, pointID)
+	info, err := c.src.Stat(ctx, mkey)
+	if err != nil {
+		return fmt.Errorf("restore point: %w", err)
+	}
+	res.Point.Created = info.ModTime
+	res.Point.Size = info.Size
+
+	ids, err := listIndexes(ctx, c.src, c.dataset, c.log)
+	if err != nil {
+		return err
+	}
+	haveIdx, err := listKeys(ctx, c.dst, indexPrefix(c.dataset))
+	if err != nil {
+		return err
+	}
+	havePack, err := listKeys(ctx, c.dst, packsPrefix(c.dataset))
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(c.workers)
+	for _, id := range ids {
+		pk, ik := packKey(c.dataset, id), indexKey(c.dataset, id)
+		if havePack[pk] && haveIdx[ik] {
+			c.skipped.Add(2)
+			continue
+		}
+		g.Go(func() error {
+			// The pack first: an index is only ever visible next to its pack.
+			if havePack[pk] {
+				c.skipped.Add(1)
+			} else if _, err := c.copyObject(gctx, pk, nil); err != nil {
+				return err
+			}
+			if haveIdx[ik] {
+				c.skipped.Add(1)
+				return nil
+			}
+			_, err := c.copyObject(gctx, ik, nil)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if err := c.copyKeys(ctx); err != nil {
+		return err
+	}
+
+	// The manifest last.
+	h := sha256.New()
+	if _, err := c.dst.Stat(ctx, mkey); err == nil {
+		sum, _, err := hashObject(ctx, c.src, mkey)
+		if err != nil {
+			return err
+		}
+		have, _, err := hashObject(ctx, c.dst, mkey)
+		if err != nil {
+			return err
+		}
+		if have != sum {
+			return fmt.Errorf("%w: destination holds a different manifest for %s", providers.ErrExists, pointID)
+		}
+		c.skipped.Add(1)
+		res.ManifestHash = sum
+		return nil
+	} else if !isNotFound(err) {
+		return fmt.Errorf("stat destination manifest: %w", err)
+	}
+	if _, err := c.copyObject(ctx, mkey, h); err != nil {
+		return err
+	}
+	res.ManifestHash = hex.EncodeToString(h.Sum(nil))
+	return nil
+}
+
+// copyKeys copies the wrapped data keys, replacing any that differ at the destination (a KEK
+// rotation re-wraps them at home).
+func (c *copier) copyKeys(ctx context.Context) error {
+	var keys []string
+	err := c.src.List(ctx, keysPrefix(c.dataset), func(oi providers.ObjectInfo) error {
+		keys = append(keys, oi.Key)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list wrapped keys: %w", err)
+	}
+	for _, k := range keys {
+		want, err := readSmall(ctx, c.src, k, maxKeyObject)
+		if err != nil {
+			return fmt.Errorf("read wrapped key: %w", err)
+		}
+		have, err := readSmall(ctx, c.dst, k, maxKeyObject)
+		switch {
+		case err == nil && bytes.Equal(have, want):
+			c.skipped.Add(1)
+			continue
+		case err != nil && !isNotFound(err):
+			return fmt.Errorf("read destination key: %w", err)
+		}
+		if _, err := c.dst.Put(ctx, k, bytes.NewReader(want), providers.PutOptions{}); err != nil {
+			return fmt.Errorf("copy wrapped key: %w", err)
+		}
+		c.copied.Add(1)
+		c.bytes.Add(int64(len(want)))
+	}
+	return nil
+}
+
+// copyObject streams one object from src to dst (conditional create). An object that
+// appeared at dst meanwhile counts as skipped.
+func (c *copier) copyObject(ctx context.Context, key string, h hash.Hash) (int64, error) {
+	rc, err := c.src.Get(ctx, key, providers.GetOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("copy %s: %w", key, err)
+	}
+	defer rc.Close()
+	var r io.Reader = rc
+	if h != nil {
+		r = io.TeeReader(rc, h)
+	}
+	info, err := c.dst.Put(ctx, key, r, providers.PutOptions{IfNotExists: true, ContentType: "application/octet-stream"})
+	if errors.Is(err, providers.ErrExists) {
+		c.skipped.Add(1)
+		if h != nil {
+			return 0, fmt.Errorf("copy %s: %w", key, err)
+		}
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("copy %s: %w", key, err)
+	}
+	c.copied.Add(1)
+	c.bytes.Add(info.Size)
+	return info.Size, nil
+}
+
+func listKeys(ctx context.Context, st providers.Store, prefix string) (map[string]bool, error) {
+	have := map[string]bool{}
+	err := st.List(ctx, prefix, func(oi providers.ObjectInfo) error {
+		have[oi.Key] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", strings.TrimSuffix(prefix, "/"), err)
+	}
+	return have, nil
+}
+
+// CatalogEntry is what a metadata-only location learns about a restore point: no file
+// names, no keys, no chunk data.
+type CatalogEntry struct {
+	Dataset    string    `json:"dataset"`
+	PointID    string    `json:"point_id"`
+	DataAsOf   time.Time `json:"data_as_of"`
+	Created    time.Time `json:"created"`
+	SourceKind string    `json:"source_kind"`
+	Entries    int64     `json:"entries"`
+	// Bytes is the plaintext size; StoredBytes the sealed size of its distinct chunks.
+	Bytes          int64  `json:"bytes"`
+	StoredBytes    int64  `json:"stored_bytes"`
+	Chunks         int64  `json:"chunks"`
+	ManifestSHA256 string `json:"manifest_sha256"`
+}
+
+// CopyMetadata writes the catalog entry of a restore point of r (its home repository, which
+// can read the manifest header) to dst at datasets/<ds>/catalog/<point>.json.
+func CopyMetadata(ctx context.Context, r *Repo, dst providers.Store, pointID string, opts CopyOptions) (CatalogEntry, error) {
+	var ce CatalogEntry
+	if r == nil || dst == nil {
+		return ce, fmt.Errorf("copy metadata: %w: repository and destination are required", providers.ErrInvalidArgument)
+	}
+	rec := opts.Audit
+	if rec == nil {
+		rec = r.audit
+	}
+	err := func() error {
+		h, err := r.Manifest(ctx, pointID)
+		if err != nil {
+			return err
+		}
+		sum, _, err := hashObject(ctx, r.store, pointKey(r.dataset, pointID))
+		if err != nil {
+			return err
+		}
+		ce = CatalogEntry{
+			Dataset: h.Dataset, PointID: h.PointID, DataAsOf: h.DataAsOf, Created: h.Created, SourceKind: h.SourceKind,
+			Entries: h.Totals.Entries, Bytes: h.Totals.Bytes, StoredBytes: h.Totals.StoredBytes, Chunks: h.Totals.Chunks,
+			ManifestSHA256: sum,
+		}
+		body, err := json.MarshalIndent(ce, "", "  ")
+		if err != nil {
+			return fmt.Errorf("encode catalog entry: %w", err)
+		}
+		key := catalogKey(r.dataset, pointID)
+		_, err = dst.Put(ctx, key, bytes.NewReader(body), providers.PutOptions{IfNotExists: true, ContentType: "application/json"})
+		if errors.Is(err, providers.ErrExists) {
+			have, rerr := readSmall(ctx, dst, key, maxKeyObject)
+			if rerr == nil && bytes.Equal(have, body) {
+				return nil
+			}
+			_, err = dst.Put(ctx, key, bytes.NewReader(body), providers.PutOptions{ContentType: "application/json"})
+		}
+		if err != nil {
+			return fmt.Errorf("write catalog entry: %w", err)
+		}
+		return nil
+	}()
+	ev := opts.event(r.store, dst, CopyModeMetadata, pointID)
+	ev.Dataset, ev.ManifestHash, ev.Bytes, ev.Chunks = r.dataset, ce.ManifestSHA256, ce.Bytes, ce.Chunks
+	ev.Reason = "catalog entry"
+	if err != nil {
+		err = fmt.Errorf("copy metadata of %s/%s to %s: %w", r.dataset, pointID, dst.Location().Name, err)
+		ev.Outcome, ev.Reason = audit.OutcomeFailed, "copy metadata failed: "+errorClass(err)
+	}
+	actx, cancel := auditContext(ctx)
+	defer cancel()
+	if aerr := rec.Record(actx, ev); aerr != nil {
+		return ce, errors.Join(err, fmt.Errorf("audit metadata copy of %s: %w", r.dataset, aerr))
+	}
+	return ce, err
+}

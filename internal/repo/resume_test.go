@@ -1,0 +1,143 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/drflow/drflow/internal/audit"
+)
+
+// resumeTree mixes single-chunk files with multi-chunk ones, so that checkpoints fall both
+// between entries and inside them.
+func resumeTree() []memFile {
+	var files []memFile
+	for i := range 24 {
+		files = append(files, file(fmt.Sprintf("small/%02d.bin", i), 0o600, i, randomBytes(int64(i), 600<<10)))
+		if i%6 == 0 {
+			files = append(files, file(fmt.Sprintf("big/%02d.bin", i), 0o600, i, randomBytes(int64(1000+i), 5<<20)))
+		}
+	}
+	files = append(files, dir("big", 1), dir("small", 2), file("z/text.log", 0o600, 3, textBytes(9, 2<<20, contentMarker)))
+	return files
+}
+
+// interrupt runs a backup and cancels it once it has made n checkpoints durable.
+func interrupt(t *testing.T, f *fixture, src *memSource, run string, n int64) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := f.repo.Backup(ctx, src, BackupOptions{RunID: run, Progress: func(p Progress) {
+		if p.Checkpoints >= n {
+			cancel()
+		}
+	}})
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Empty(t, listAll(t, f.store, pointsPrefix("customers")), "an interrupted backup leaves no restore point")
+	assert.NotEmpty(t, listAll(t, f.store, checkpointKey("customers", run)), "but a checkpoint")
+}
+
+func TestResumeFromCheckpoint(t *testing.T) {
+	for _, after := range []int64{2, 5, 8, 12} {
+		t.Run(fmt.Sprintf("after %d checkpoints", after), func(t *testing.T) {
+			f := newFixture(t)
+			files := resumeTree()
+			total := sumBytes(files)
+			src := newMemSource(files)
+			interrupt(t, f, src, "nightly-1", after)
+
+			res := f.backup(src, BackupOptions{RunID: "nightly-1"})
+			t.Logf("resumed from %q: read %d of %d bytes, skipped %d, uploaded %d (%d new chunks, %d reused)",
+				res.ResumedFrom, res.BytesRead, total, res.BytesSkipped, res.BytesUploaded, res.ChunksNew, res.ChunksReused)
+			assert.True(t, res.Resumed)
+			assert.NotEmpty(t, res.ResumedFrom)
+			assert.Positive(t, res.BytesSkipped)
+			assert.Less(t, res.BytesRead, total)
+			assert.Equal(t, total, res.BytesRead+res.BytesSkipped)
+			assert.Equal(t, total, res.Totals.Bytes)
+			assert.Equal(t, int64(len(files)), res.Entries)
+			assert.Equal(t, src.asOf, res.Point.DataAsOf, "a resumed point keeps the first attempt's DataAsOf")
+			assert.Empty(t, listAll(t, f.store, runPrefix("customers", "nightly-1")), "the checkpoint is deleted")
+
+			h, err := f.repo.Manifest(context.Background(), res.Point.ID)
+			require.NoError(t, err)
+			assert.Equal(t, 2, h.Attempts)
+			assert.Equal(t, res.Totals, h.Totals)
+
+			vres, err := f.repo.Verify(context.Background(), res.Point.ID, VerifyOptions{})
+			require.NoError(t, err)
+			assert.Equal(t, h.Totals.Chunks, vres.ChunksTotal)
+			f.restoreEqual(f.repo, res.Point.ID, files)
+
+			// The same totals as a backup that never stopped.
+			again := f.backup(newMemSource(files), BackupOptions{})
+			assert.Equal(t, again.Totals, res.Totals)
+			assert.Zero(t, again.ChunksNew)
+		})
+	}
+}
+
+func TestResumeTwice(t *testing.T) {
+	f := newFixture(t)
+	files := resumeTree()
+	src := newMemSource(files)
+	interrupt(t, f, src, "r", 2)
+	interrupt(t, f, src, "r", 4)
+	res := f.backup(src, BackupOptions{RunID: "r"})
+	assert.True(t, res.Resumed)
+	h, err := f.repo.Manifest(context.Background(), res.Point.ID)
+	require.NoError(t, err)
+	assert.Equal(t, 3, h.Attempts)
+	assert.Equal(t, src.asOf, h.DataAsOf)
+	f.restoreEqual(f.repo, res.Point.ID, files)
+}
+
+// A crash after the manifest was written but before the checkpoint was deleted: the next run
+// reports the finished restore point instead of writing a second one.
+func TestResumeAfterManifestWritten(t *testing.T) {
+	f := newFixture(t)
+	files := resumeTree()
+	src := newMemSource(files)
+	interrupt(t, f, src, "r", 2)
+	state := readObject(t, f.store, checkpointKey("customers", "r"))
+	done := f.backup(src, BackupOptions{RunID: "r"})
+	writeObject(t, f.store, checkpointKey("customers", "r"), state)
+
+	res := f.backup(src, BackupOptions{RunID: "r"})
+	assert.Equal(t, done.Point.ID, res.Point.ID)
+	assert.Equal(t, done.ManifestHash, res.ManifestHash)
+	assert.Zero(t, res.BytesRead)
+	assert.Empty(t, listAll(t, f.store, runPrefix("customers", "r")))
+	points, err := f.repo.Points(context.Background())
+	require.NoError(t, err)
+	assert.Len(t, points, 1)
+	assert.Equal(t, audit.OutcomeOK, f.audit.last(audit.KindRestorePoint).Outcome)
+}
+
+// A checkpoint that cannot be used (here: a frame part is gone) is discarded and the run
+// starts over; it still reuses the uploaded packs.
+func TestBrokenCheckpointStartsOver(t *testing.T) {
+	f := newFixture(t)
+	files := resumeTree()
+	src := newMemSource(files)
+	interrupt(t, f, src, "r", 3)
+	require.NoError(t, f.store.Delete(context.Background(), framePartKey("customers", "r", 1)))
+	res := f.backup(src, BackupOptions{RunID: "r"})
+	assert.False(t, res.Resumed)
+	assert.Equal(t, sumBytes(files), res.BytesRead)
+	assert.Positive(t, res.ChunksReused)
+	f.restoreEqual(f.repo, res.Point.ID, files)
+}
+
+// With checkpointEvery 0 a backup checkpoints whenever a pack becomes durable and the entry
+// stream has advanced.
+func TestCheckpointsFollowDurablePacks(t *testing.T) {
+	f := newFixture(t)
+	var n int64
+	res := f.backup(newMemSource(resumeTree()), BackupOptions{RunID: "x", Progress: func(p Progress) { n = p.Checkpoints }})
+	t.Logf("%d checkpoints for %d new chunks", n, res.ChunksNew)
+	assert.GreaterOrEqual(t, n, int64(14))
+}
