@@ -107,6 +107,11 @@ func (r *Repo) Backup(ctx context.Context, src sources.Source, opts BackupOption
 	res, err := b.execute(ctx, src)
 	res.RunID = run
 	res.Duration = r.now().Sub(start)
+	var af *auditFailure
+	if errors.As(err, &af) {
+		// The restore point is written; only its audit event is missing.
+		return res, fmt.Errorf("backup %s: restore point %s written, but: %w", r.dataset, res.Point.ID, af.err)
+	}
 	if err != nil {
 		err = fmt.Errorf("backup %s: %w", r.dataset, err)
 		actx, cancel := auditContext(ctx)
@@ -121,6 +126,12 @@ func (r *Repo) Backup(ctx context.Context, src sources.Source, opts BackupOption
 	}
 	return res, nil
 }
+
+// auditFailure marks an error recording the audit event of a completed action.
+type auditFailure struct{ err error }
+
+func (a *auditFailure) Error() string { return a.err.Error() }
+func (a *auditFailure) Unwrap() error { return a.err }
 
 // errorClass describes an error for audit events without its message, which can name files.
 func errorClass(err error) string {
@@ -230,7 +241,6 @@ type backup struct {
 	refs         []chunkRef
 	refsDep      uint64
 	scratch      []byte
-	seen         map[keys.ChunkID]struct{}
 	totals       Totals
 	problems     []sources.Problem
 	problemCount int64
@@ -253,12 +263,14 @@ func (b *backup) execute(ctx context.Context, src sources.Source) (BackupResult,
 	b.runCtx = runCtx
 	b.started = r.now()
 	b.attempts = 1
-	b.seen = make(map[keys.ChunkID]struct{})
 	b.doneSeqs = make(map[uint64]bool)
 	b.durableCh = make(chan packDone, maxInflightPacks+1)
 	b.lastCP = r.now()
 
 	cp, err := r.loadCheckpoint(ctx, b.runID, b.keyFor)
+	if err != nil && !errors.Is(err, ErrFormat) && !errors.Is(err, keys.ErrIntegrity) {
+		return res, err // unreadable now (storage, revoked key): retrying may help, or not
+	}
 	if err != nil {
 		r.log.Warn("ignoring unreadable checkpoint; starting over", zap.String("run", b.runID), zap.Error(err))
 		if err := r.deleteRun(ctx, b.runID); err != nil {
@@ -349,8 +361,8 @@ func (b *backup) resetFresh() {
 	b.after, b.prevPath, b.cpPath, b.resumed = "", "", "", false
 	b.attempts = 1
 	b.started = b.r.now()
-	b.seen = make(map[keys.ChunkID]struct{})
 	b.totals = Totals{}
+	b.idx.unsee()
 	b.problems, b.problemCount = nil, 0
 	b.bytesDone, b.bytesSkipped = 0, 0
 }
@@ -372,7 +384,7 @@ func (b *backup) pipeline(ctx context.Context, snap sources.Snapshot) error {
 	workCh := make(chan *chunkTask, workers)
 	orderCh := make(chan item, 4*workers+16)
 	// tokens bound the chunks between walker and assembler, and so the memory they hold.
-	tokens := make(chan struct{}, 2*workers+2)
+	tokens := make(chan struct{}, 4*workers+4)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return b.walk(gctx, snap, orderCh, workCh, tokens) })
@@ -658,12 +670,12 @@ func (b *backup) storeChunk(ctx context.Context, t *chunkTask) (uint64, error) {
 		b.r.pool.put(t.sealed)
 		t.sealed = nil
 	}()
-	if loc, pack, ok := b.idx.lookup(t.id); ok {
+	if loc, pack, first, ok := b.idx.see(t.id); ok {
 		if loc.plainLen != uint32(t.n) {
 			return 0, fmt.Errorf("%w: chunk %s is indexed with %d bytes, has %d", keys.ErrIntegrity, t.id, loc.plainLen, t.n)
 		}
 		b.chunksReused++
-		b.see(t.id, loc.sealedLen)
+		b.count(first, loc.sealedLen)
 		return pack.seq, nil
 	}
 	if t.known || t.sealed == nil {
@@ -683,7 +695,7 @@ func (b *backup) storeChunk(ctx context.Context, t *chunkTask) (uint64, error) {
 	p.size += int64(len(sealed))
 	b.chunksNew++
 	b.uploaded += int64(len(sealed))
-	b.see(t.id, e.SealedLen)
+	b.count(true, e.SealedLen)
 	if p.size >= int64(b.r.packTarget) || len(p.entries) >= maxPackBlobs {
 		if err := b.closePack(); err != nil {
 			return 0, err
@@ -692,13 +704,12 @@ func (b *backup) storeChunk(ctx context.Context, t *chunkTask) (uint64, error) {
 	return p.ref.seq, nil
 }
 
-func (b *backup) see(id keys.ChunkID, sealedLen uint32) {
-	if _, ok := b.seen[id]; ok {
-		return
+// count adds a chunk reference to the totals; distinct chunks (first) also count as stored.
+func (b *backup) count(first bool, sealedLen uint32) {
+	if first {
+		b.totals.Chunks++
+		b.totals.StoredBytes += int64(sealedLen)
 	}
-	b.seen[id] = struct{}{}
-	b.totals.Chunks++
-	b.totals.StoredBytes += int64(sealedLen)
 }
 
 // ensurePack opens a pack upload, first waiting while maxInflightPacks are in flight.
@@ -897,8 +908,7 @@ func (b *backup) finish(ctx context.Context, src sources.Source, snap sources.Sn
 	h := ManifestHeader{
 		Format: manifestVersion, Dataset: r.dataset, PointID: b.pointID,
 		DataAsOf: b.dataAsOf.UTC(), Started: b.started.UTC(), Created: created.UTC(), Attempts: b.attempts,
-		SourceKind: src.Kind(), SourceDescription: b.opts.Description, KeyEpoch: b.dk.Epoch(),
-		// TODO(lead): set KEKID once keys.DataKeys exposes the KEK that wraps an epoch.
+		SourceKind: src.Kind(), SourceDescription: b.opts.Description, KeyEpoch: b.dk.Epoch(), KEKID: r.kekID(),
 		Chunker:  fmt.Sprintf("%s min=%d avg=%d max=%d", chunkerName, minChunk, avgChunk, maxChunk),
 		FileHash: fileHashName, Facts: snap.Facts(), Problems: first, ProblemCount: b.problemCount,
 		Totals: b.totals,
@@ -925,12 +935,16 @@ func (b *backup) finish(ctx context.Context, src sources.Source, snap sources.Sn
 	res.Point = PointInfo{ID: b.pointID, DataAsOf: h.DataAsOf, Created: h.Created, Size: size}
 	res.ManifestHash, res.ManifestSize = sum, size
 	b.report(PhaseDone, true)
-	return res, r.record(ctx, audit.Event{
+	err = r.record(ctx, audit.Event{
 		Kind: audit.KindRestorePoint, Outcome: audit.OutcomeOK, Actor: b.opts.Actor, Point: b.pointID,
-		KeyEpoch: b.dk.Epoch(), Bytes: b.totals.Bytes, Chunks: b.totals.Chunks, ManifestHash: sum,
+		KeyID: h.KEKID, KeyEpoch: b.dk.Epoch(), Bytes: b.totals.Bytes, Chunks: b.totals.Chunks, ManifestHash: sum,
 		Reason: fmt.Sprintf("%d entries, %d bytes uploaded in %d new chunks, %d chunks reused, %d problems, attempt %d",
 			b.totals.Entries, b.uploaded, b.chunksNew, b.chunksReused, b.problemCount, b.attempts),
 	})
+	if err != nil {
+		return res, &auditFailure{err}
+	}
+	return res, nil
 }
 
 func (b *backup) result(res BackupResult) BackupResult {
@@ -1075,12 +1089,12 @@ func (b *backup) resume(ctx context.Context, cp *checkpoint) error {
 				typ = ev.entry.Type
 			case recChunks:
 				for _, ref := range ev.refs {
-					loc, _, ok := b.idx.lookup(ref.ID)
+					loc, _, first, ok := b.idx.see(ref.ID)
 					if !ok {
 						return fmt.Errorf("chunk %s of the checkpoint is in no pack index", ref.ID)
 					}
 					b.totals.ChunkRefs++
-					b.see(ref.ID, loc.sealedLen)
+					b.count(first, loc.sealedLen)
 				}
 			case recEnd:
 				b.totals.Entries++
@@ -1138,11 +1152,15 @@ func (b *backup) finishedEarlier(ctx context.Context, cp *checkpoint) (BackupRes
 		ProblemCount: h.ProblemCount, ManifestHash: sum, ManifestSize: size, KeyEpoch: h.KeyEpoch,
 		Resumed: true, ResumedFrom: cp.LastPath,
 	}
-	return res, r.record(ctx, audit.Event{
+	err = r.record(ctx, audit.Event{
 		Kind: audit.KindRestorePoint, Outcome: audit.OutcomeOK, Actor: b.opts.Actor, Point: h.PointID,
 		KeyEpoch: h.KeyEpoch, Bytes: h.Totals.Bytes, Chunks: h.Totals.Chunks, ManifestHash: sum,
 		Reason: "restore point completed by an earlier attempt of this run",
 	})
+	if err != nil {
+		return res, &auditFailure{err}
+	}
+	return res, nil
 }
 
 // hashObject returns the hex SHA-256 and size of an object.

@@ -29,6 +29,8 @@ type blobLoc struct {
 	sealedLen uint32
 	plainLen  uint32
 	flags     uint8
+	// seen marks chunks the current backup or verify has met already (padding, not memory).
+	seen bool
 }
 
 // chunkIndex maps chunk IDs to blobs. Memory is about 80 bytes per chunk (80 MB per TiB at the
@@ -84,16 +86,46 @@ func (x *chunkIndex) newPack(p packRef) uint32 {
 	return uint32(len(x.packs) - 1)
 }
 
-// addBlob records a blob of a pack being written, unless the chunk is known; it reports
-// whether it added it.
+// addBlob records a blob of a pack being written (as seen), unless the chunk is known; it
+// reports whether it added it.
 func (x *chunkIndex) addBlob(pack uint32, e indexEntry) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if _, ok := x.locs[e.ID]; ok {
 		return false
 	}
-	x.locs[e.ID] = blobLoc{pack: pack, off: e.Offset, sealedLen: e.SealedLen, plainLen: e.PlainLen, flags: e.Flags}
+	x.locs[e.ID] = blobLoc{pack: pack, off: e.Offset, sealedLen: e.SealedLen, plainLen: e.PlainLen, flags: e.Flags, seen: true}
 	return true
+}
+
+// see marks a known chunk as met and reports whether this was the first time, with its
+// location.
+func (x *chunkIndex) see(id keys.ChunkID) (loc blobLoc, pack packRef, first, ok bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	loc, ok = x.locs[id]
+	if !ok {
+		return loc, pack, false, false
+	}
+	if !loc.seen {
+		first = true
+		l := loc
+		l.seen = true
+		x.locs[id] = l
+	}
+	return loc, x.packs[loc.pack], first, true
+}
+
+// unsee clears every seen mark.
+func (x *chunkIndex) unsee() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for id, loc := range x.locs {
+		if loc.seen {
+			loc.seen = false
+			x.locs[id] = loc
+		}
+	}
 }
 
 func (x *chunkIndex) size() (packs, chunks int) {

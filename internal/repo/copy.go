@@ -21,21 +21,14 @@ import (
 	"github.com/drflow/drflow/providers"
 )
 
-// Copy modes, as audit events record them.
-const (
-	CopyModeFull      = "full"      // the destination may also hold the key (full copy)
-	CopyModeEncrypted = "encrypted" // ciphertext only; the key stays home
-	CopyModeMetadata  = "metadata"  // the catalog entry only
-)
-
 // maxKeyObject bounds a wrapped-key object that Copy compares in memory.
 const maxKeyObject = 1 << 20
 
 // CopyOptions tune Copy and CopyMetadata.
 type CopyOptions struct {
-	// Mode is CopyModeFull or CopyModeEncrypted for Copy (default encrypted); CopyMetadata
-	// always records CopyModeMetadata. The bytes moved are the same ciphertext either way:
-	// the mode records what the residency policy allowed.
+	// Mode is audit.CopyModeFull or audit.CopyModeEncrypted for Copy (default encrypted);
+	// CopyMetadata always records audit.CopyModeMetadata. The bytes moved are the same
+	// ciphertext either way: the mode records what the residency policy allowed.
 	Mode string
 	// LegalBasis is the transfer mechanism relied on (adequacy, SCC, consent).
 	LegalBasis string
@@ -89,13 +82,13 @@ func Copy(ctx context.Context, src, dst providers.Store, dataset, pointID string
 	start := time.Now()
 	var res CopyResult
 	if opts.Mode == "" {
-		opts.Mode = CopyModeEncrypted
+		opts.Mode = audit.CopyModeEncrypted
 	}
 	if src == nil || dst == nil || opts.Audit == nil {
 		return res, fmt.Errorf("copy: %w: stores and audit recorder are required", providers.ErrInvalidArgument)
 	}
-	if opts.Mode != CopyModeFull && opts.Mode != CopyModeEncrypted {
-		return res, fmt.Errorf("copy: %w: mode %q (want %q or %q)", providers.ErrInvalidArgument, opts.Mode, CopyModeFull, CopyModeEncrypted)
+	if opts.Mode != audit.CopyModeFull && opts.Mode != audit.CopyModeEncrypted {
+		return res, fmt.Errorf("copy: %w: mode %q (want %q or %q)", providers.ErrInvalidArgument, opts.Mode, audit.CopyModeFull, audit.CopyModeEncrypted)
 	}
 	if err := validateName("dataset", dataset); err != nil {
 		return res, fmt.Errorf("copy: %w", err)
@@ -192,30 +185,44 @@ func (c *copier) run(ctx context.Context, pointID string, res *CopyResult) error
 	}
 
 	// The manifest last.
-	h := sha256.New()
-	if _, err := c.dst.Stat(ctx, mkey); err == nil {
-		sum, _, err := hashObject(ctx, c.src, mkey)
-		if err != nil {
-			return err
-		}
-		have, _, err := hashObject(ctx, c.dst, mkey)
-		if err != nil {
-			return err
-		}
-		if have != sum {
-			return fmt.Errorf("%w: destination holds a different manifest for %s", providers.ErrExists, pointID)
-		}
-		c.skipped.Add(1)
-		res.ManifestHash = sum
-		return nil
-	} else if !isNotFound(err) {
-		return fmt.Errorf("stat destination manifest: %w", err)
-	}
-	if _, err := c.copyObject(ctx, mkey, h); err != nil {
+	sum, err := c.copyManifest(ctx, mkey)
+	if err != nil {
 		return err
 	}
-	res.ManifestHash = hex.EncodeToString(h.Sum(nil))
+	res.ManifestHash = sum
 	return nil
+}
+
+// copyManifest copies a manifest unless the destination has it; a different object under
+// its key is an error (restore points are immutable).
+func (c *copier) copyManifest(ctx context.Context, key string) (string, error) {
+	_, err := c.dst.Stat(ctx, key)
+	if isNotFound(err) {
+		h := sha256.New()
+		_, err = c.copyObject(ctx, key, h)
+		if err == nil {
+			return hex.EncodeToString(h.Sum(nil)), nil
+		}
+		if !errors.Is(err, providers.ErrExists) {
+			return "", err
+		}
+		// Another copy won the race: compare below.
+	} else if err != nil {
+		return "", fmt.Errorf("stat destination manifest: %w", err)
+	}
+	sum, _, err := hashObject(ctx, c.src, key)
+	if err != nil {
+		return "", err
+	}
+	have, _, err := hashObject(ctx, c.dst, key)
+	if err != nil {
+		return "", err
+	}
+	if have != sum {
+		return "", fmt.Errorf("%w: destination holds a different manifest at %s", providers.ErrExists, key)
+	}
+	c.skipped.Add(1)
+	return sum, nil
 }
 
 // copyKeys copies the wrapped data keys, replacing any that differ at the destination (a KEK
@@ -265,10 +272,10 @@ func (c *copier) copyObject(ctx context.Context, key string, h hash.Hash) (int64
 	}
 	info, err := c.dst.Put(ctx, key, r, providers.PutOptions{IfNotExists: true, ContentType: "application/octet-stream"})
 	if errors.Is(err, providers.ErrExists) {
-		c.skipped.Add(1)
 		if h != nil {
-			return 0, fmt.Errorf("copy %s: %w", key, err)
+			return 0, fmt.Errorf("copy %s: %w", key, err) // the caller compares content
 		}
+		c.skipped.Add(1)
 		return 0, nil
 	}
 	if err != nil {
@@ -350,7 +357,7 @@ func CopyMetadata(ctx context.Context, r *Repo, dst providers.Store, pointID str
 		}
 		return nil
 	}()
-	ev := opts.event(r.store, dst, CopyModeMetadata, pointID)
+	ev := opts.event(r.store, dst, audit.CopyModeMetadata, pointID)
 	ev.Dataset, ev.ManifestHash, ev.Bytes, ev.Chunks = r.dataset, ce.ManifestSHA256, ce.Bytes, ce.Chunks
 	ev.Reason = "catalog entry"
 	if err != nil {

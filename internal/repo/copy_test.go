@@ -58,6 +58,7 @@ func requireNoPlaintext(t *testing.T, root string, files []memFile) {
 }
 
 func TestCopyReplicatesCiphertextOnly(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	files := mixedTree()
 	first := f.backup(newMemSource(files), BackupOptions{})
@@ -75,7 +76,7 @@ func TestCopyReplicatesCiphertextOnly(t *testing.T) {
 	assert.Equal(t, first.ManifestHash, res.ManifestHash)
 	ev := f.audit.last(audit.KindCopy)
 	assert.Equal(t, audit.OutcomeOK, ev.Outcome)
-	assert.Equal(t, CopyModeEncrypted, ev.CopyMode)
+	assert.Equal(t, audit.CopyModeEncrypted, ev.CopyMode)
 	assert.Equal(t, "SCC", ev.LegalBasis)
 	assert.Equal(t, "eu-primary", ev.Location)
 	assert.Equal(t, "EU", ev.Jurisdiction)
@@ -116,13 +117,14 @@ func TestCopyReplicatesCiphertextOnly(t *testing.T) {
 }
 
 func TestCopyRejectsBadInput(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	res := f.backup(newMemSource(mixedTree()), BackupOptions{})
 	dst := openStore(t, t.TempDir(), "us", "US")
 	ctx := context.Background()
 	_, err := Copy(ctx, f.store, dst, "customers", res.Point.ID, CopyOptions{})
 	require.ErrorIs(t, err, providers.ErrInvalidArgument)
-	_, err = Copy(ctx, f.store, dst, "customers", res.Point.ID, CopyOptions{Audit: f.audit, Mode: CopyModeMetadata})
+	_, err = Copy(ctx, f.store, dst, "customers", res.Point.ID, CopyOptions{Audit: f.audit, Mode: audit.CopyModeMetadata})
 	require.ErrorIs(t, err, providers.ErrInvalidArgument)
 	_, err = Copy(ctx, f.store, dst, "customers", "20261122T213000.123Z-00000000", CopyOptions{Audit: f.audit})
 	require.ErrorIs(t, err, providers.ErrNotFound)
@@ -137,11 +139,12 @@ func TestCopyRejectsBadInput(t *testing.T) {
 
 // The wrapped keys at the destination follow the home copy (a KEK rotation re-wraps them).
 func TestCopyRefreshesWrappedKeys(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	res := f.backup(newMemSource(mixedTree()), BackupOptions{})
 	dst := openStore(t, t.TempDir(), "us", "US")
 	ctx := context.Background()
-	opts := CopyOptions{Audit: f.audit, Mode: CopyModeFull}
+	opts := CopyOptions{Audit: f.audit, Mode: audit.CopyModeFull}
 	_, err := Copy(ctx, f.store, dst, "customers", res.Point.ID, opts)
 	require.NoError(t, err)
 	keyObj := listAll(t, f.store, keysPrefix("customers"))[0]
@@ -150,10 +153,11 @@ func TestCopyRefreshesWrappedKeys(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), again.ObjectsCopied)
 	assert.Equal(t, []byte("re-wrapped by a new KEK"), readObject(t, dst, keyObj))
-	assert.Equal(t, CopyModeFull, f.audit.last(audit.KindCopy).CopyMode)
+	assert.Equal(t, audit.CopyModeFull, f.audit.last(audit.KindCopy).CopyMode)
 }
 
 func TestCopyMetadataWritesOnlyTheCatalog(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	files := mixedTree()
 	res := f.backup(newMemSource(files), BackupOptions{})
@@ -182,7 +186,7 @@ func TestCopyMetadataWritesOnlyTheCatalog(t *testing.T) {
 		assert.NotContains(t, string(raw), enc)
 	}
 	ev := f.audit.last(audit.KindCopy)
-	assert.Equal(t, CopyModeMetadata, ev.CopyMode)
+	assert.Equal(t, audit.CopyModeMetadata, ev.CopyMode)
 	assert.Equal(t, "adequacy", ev.LegalBasis)
 	assert.Equal(t, "ch-catalog", ev.Destination)
 	assert.Equal(t, "CH", ev.DestJurisdiction)

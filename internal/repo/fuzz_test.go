@@ -95,6 +95,7 @@ func validRecords() []byte {
 }
 
 func TestFuzzSeedsDecode(t *testing.T) {
+	t.Parallel()
 	dk := fuzzKey(t)
 	dec, err := newFrameDecoder(1)
 	require.NoError(t, err)

@@ -215,6 +215,9 @@ type recorder struct {
 }
 
 func (r *recorder) Record(_ context.Context, e audit.Event) error {
+	if err := audit.Validate(e); err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, e)
@@ -382,7 +385,7 @@ func mixedTree() []memFile {
 		symlink("docs/link", "a/one", 13),
 		symlink("docs/dangling", "../nowhere/at/all", 14),
 		file("z-last.log", 0o600, 15, textBytes(6, 700<<10, contentMarker)),
-		file("data/dup-of-big.bin", 0o644, 16, randomBytes(3, 9<<20+12345)),
+		file("data/dup-of-max.bin", 0o644, 16, randomBytes(4, maxChunk)),
 	}
 }
 

@@ -61,7 +61,8 @@ type ManifestHeader struct {
 	SourceKind        string `json:"source_kind"`
 	SourceDescription string `json:"source_description,omitempty"`
 	KeyEpoch          uint32 `json:"key_epoch"`
-	// KEKID names the key-encryption key that wraps the epoch's DEK, when known.
+	// KEKID names the key-encryption key (with version) the key provider wrapped DEKs with
+	// at backup time, when the provider says (keys.Manager does).
 	KEKID string `json:"kek_id,omitempty"`
 	// Chunker and FileHash name the algorithms, for readers of the format.
 	Chunker  string            `json:"chunker"`

@@ -20,9 +20,9 @@ import (
 // Read-side limits: the chunks fetched ahead of the consumer hold at most readWindow bytes
 // (sealed plus plaintext), and one range read covers at most maxGroupSealed bytes of a pack.
 const (
-	readWindow     = 64 << 20
-	maxGroupSealed = 8 << 20
-	maxGroupPlain  = 16 << 20
+	readWindow     = 32 << 20
+	maxGroupSealed = 4 << 20
+	maxGroupPlain  = 8 << 20
 	maxGroupGap    = 64 << 10 // bytes of unrelated blobs worth reading to avoid a second request
 	maxPendingOps  = 4096
 )

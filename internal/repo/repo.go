@@ -259,6 +259,21 @@ func (c *keyCache) put(k *keys.DataKey) {
 	c.mu.Unlock()
 }
 
+// kekHolder is implemented by key providers that can say which KEK wraps their DEKs
+// (keys.Manager).
+type kekHolder interface{ KEK() keys.KEK }
+
+// kekID names the KEK (with its version) that the key provider wraps DEKs with now, or ""
+// if the provider does not say.
+// TODO(lead): an epoch's own wrapping KEK (it differs for an epoch not yet re-wrapped after
+// a KEK rotation) needs an accessor on keys.Manager.
+func (r *Repo) kekID() string {
+	if h, ok := r.keys.(kekHolder); ok && h.KEK() != nil {
+		return h.KEK().ID()
+	}
+	return ""
+}
+
 // readSmall reads a whole object of at most limit bytes.
 func readSmall(ctx context.Context, st providers.Store, key string, limit int64) ([]byte, error) {
 	rc, err := st.Get(ctx, key, providers.GetOptions{})

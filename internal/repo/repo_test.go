@@ -19,6 +19,7 @@ import (
 )
 
 func TestRoundTrip(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	files := mixedTree()
 	src := newMemSource(files)
@@ -81,6 +82,7 @@ func requireNoNames(t *testing.T, s string, files []memFile) {
 }
 
 func TestSecondBackupUploadsNoChunks(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	files := mixedTree()
 	first := f.backup(newMemSource(files), BackupOptions{})
@@ -104,6 +106,7 @@ func TestSecondBackupUploadsNoChunks(t *testing.T) {
 }
 
 func TestSmallChangeUploadsLittle(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	var files []memFile
 	for i := range 100 {
@@ -127,6 +130,7 @@ func TestSmallChangeUploadsLittle(t *testing.T) {
 }
 
 func TestEditInLargeFileReuploadsOnlyNearbyChunks(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	big := randomBytes(11, 32<<20)
 	first := f.backup(newMemSource([]memFile{file("db.img", 0o600, 1, big)}), BackupOptions{})
@@ -155,6 +159,7 @@ func TestEditInLargeFileReuploadsOnlyNearbyChunks(t *testing.T) {
 }
 
 func TestProblemsAndFactsReachHeaderAndResult(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	src := newMemSource([]memFile{file("a", 0o600, 1, []byte("x"))})
 	for i := range 150 {
@@ -176,6 +181,7 @@ func TestProblemsAndFactsReachHeaderAndResult(t *testing.T) {
 }
 
 func TestValidationMismatchIsAuditedAsFailure(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	src := newMemSource([]memFile{file("a", 0o600, 1, []byte("x"))})
 	src.facts = map[string]string{"files": "2"}
@@ -189,6 +195,7 @@ func TestValidationMismatchIsAuditedAsFailure(t *testing.T) {
 }
 
 func TestBadSourcesAreRejected(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		give []memFile
@@ -212,6 +219,7 @@ func TestBadSourcesAreRejected(t *testing.T) {
 }
 
 func TestUnorderedWalkIsRejected(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	_, err := f.repo.Backup(context.Background(), unorderedSource{}, BackupOptions{})
 	require.ErrorContains(t, err, "not in sources.ComparePaths order")
@@ -225,6 +233,7 @@ func (unorderedSource) Snapshot(context.Context) (sources.Snapshot, error) {
 }
 
 func TestCrashMidBackupLeavesNoRestorePoint(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	files := mixedTree()
 	src := newMemSource(files)
@@ -248,6 +257,7 @@ func TestCrashMidBackupLeavesNoRestorePoint(t *testing.T) {
 }
 
 func TestCancelledBackupLeavesNoRestorePoint(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -272,6 +282,7 @@ func listAll(t testing.TB, st providers.Store, prefix string) []string {
 }
 
 func TestProgressIsMonotonicWithTotals(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.repo.checkpointEvery = defaultCheckpointEvery
 	files := mixedTree()
@@ -321,6 +332,7 @@ func requireMonotonic(t *testing.T, calls []Progress) {
 }
 
 func TestPointIDs(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	_, err := f.repo.Manifest(context.Background(), "../../etc")
 	require.ErrorIs(t, err, providers.ErrInvalidArgument)
@@ -335,6 +347,7 @@ func TestPointIDs(t *testing.T) {
 }
 
 func TestOpenRequiresDependencies(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	_, err := Open(Options{Store: f.store, Dataset: "x", Keys: f.keys})
 	require.ErrorIs(t, err, providers.ErrInvalidArgument)
@@ -343,6 +356,7 @@ func TestOpenRequiresDependencies(t *testing.T) {
 }
 
 func TestIntegrityErrorIsErrIntegrity(t *testing.T) {
+	t.Parallel()
 	err := fmt.Errorf("wrapped: %w", &IntegrityError{Entry: "a/b", Chunk: keys.ChunkID{1}, Pack: "p", Reason: "pack missing", Err: providers.ErrNotFound})
 	assert.ErrorIs(t, err, keys.ErrIntegrity)
 	assert.ErrorIs(t, err, providers.ErrNotFound)
@@ -354,6 +368,7 @@ func TestIntegrityErrorIsErrIntegrity(t *testing.T) {
 
 // A sink that stops reading early must not desynchronise the restore.
 func TestSinkThatReadsPartially(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	files := mixedTree()
 	res := f.backup(newMemSource(files), BackupOptions{})
@@ -372,4 +387,22 @@ func (s *partialSink) Write(ctx context.Context, e sources.Entry, r io.Reader) e
 		r = nil
 	}
 	return s.memSink.Write(ctx, e, r)
+}
+
+func TestEmptySourceAndRunIDs(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	src := newMemSource(nil)
+	src.facts = map[string]string{"files": "0"}
+	res := f.backup(src, BackupOptions{RunID: "empty-1"})
+	assert.Zero(t, res.Entries)
+	f.restoreEqual(f.repo, res.Point.ID, nil)
+	v, err := f.repo.Verify(context.Background(), res.Point.ID, VerifyOptions{})
+	require.NoError(t, err)
+	assert.Zero(t, v.ChunksTotal)
+
+	for _, run := range []string{"a/b", "with space", "..", strings.Repeat("x", 201)} {
+		_, err := f.repo.Backup(context.Background(), src, BackupOptions{RunID: run})
+		require.ErrorIs(t, err, providers.ErrInvalidArgument, run)
+	}
 }

@@ -414,16 +414,10 @@ func (r *Repo) verify(ctx context.Context, pointID string, opts VerifyOptions) (
 	res.Point = PointInfo{ID: h.PointID, DataAsOf: h.DataAsOf, Created: h.Created}
 	percent := samplePercent(opts.SamplePercent)
 	full := percent >= 100
-	seen := make(map[keys.ChunkID]struct{})
-	var total int64 // distinct chunks, counted by the planner in sample mode
+	d := distinct{idx: rd.idx, missing: map[keys.ChunkID]struct{}{}}
 	if !full {
 		rd.sample = func(id keys.ChunkID) bool {
-			if _, ok := seen[id]; ok {
-				return false
-			}
-			seen[id] = struct{}{}
-			total++
-			return sampled(opts.Seed, id, percent)
+			return d.first(id) && sampled(opts.Seed, id, percent)
 		}
 	}
 	prog := progressor{fn: opts.Progress, now: r.now, p: Progress{Phase: PhaseVerify, BytesTotal: -1, EntriesTotal: h.Totals.Entries}}
@@ -432,7 +426,7 @@ func (r *Repo) verify(ctx context.Context, pointID string, opts VerifyOptions) (
 	}
 	prog.report(true)
 	wait := rd.start(ctx, fetchers)
-	err = rd.check(ctx, full, seen, &res, &prog)
+	err = rd.check(ctx, full, &d, &res, &prog)
 	if err != nil {
 		cancel()
 		rd.drain()
@@ -445,7 +439,7 @@ func (r *Repo) verify(ctx context.Context, pointID string, opts VerifyOptions) (
 		return res, err
 	}
 	if !full {
-		res.ChunksTotal = total
+		res.ChunksTotal = d.n
 		res.Entries = h.Totals.Entries
 	}
 	res.ManifestHash = rd.manifestSum()
@@ -454,8 +448,30 @@ func (r *Repo) verify(ctx context.Context, pointID string, opts VerifyOptions) (
 	return res, nil
 }
 
+// distinct counts the distinct chunks of a point, with the index's seen marks (and a set for
+// chunks no index lists). One goroutine uses it.
+type distinct struct {
+	idx     *chunkIndex
+	missing map[keys.ChunkID]struct{}
+	n       int64
+}
+
+func (d *distinct) first(id keys.ChunkID) bool {
+	_, _, first, ok := d.idx.see(id)
+	if !ok {
+		if _, dup := d.missing[id]; !dup {
+			d.missing[id] = struct{}{}
+			first = true
+		}
+	}
+	if first {
+		d.n++
+	}
+	return first
+}
+
 // check consumes the reader's ops, collecting failures.
-func (rd *reader) check(ctx context.Context, full bool, seen map[keys.ChunkID]struct{}, res *VerifyResult, prog *progressor) error {
+func (rd *reader) check(ctx context.Context, full bool, d *distinct, res *VerifyResult, prog *progressor) error {
 	hasher := blake3.New()
 	var (
 		path    string
@@ -489,12 +505,8 @@ func (rd *reader) check(ctx context.Context, full bool, seen map[keys.ChunkID]st
 			f := o.chunk
 			first := true // in sample mode the planner passes each chunk once
 			if full {
-				if _, ok := seen[f.ref.ID]; ok {
-					first = false
-				} else {
-					seen[f.ref.ID] = struct{}{}
-					res.ChunksTotal++
-				}
+				first = d.first(f.ref.ID)
+				res.ChunksTotal = d.n
 			}
 			if err := await(ctx, f); err != nil {
 				rd.release(f)

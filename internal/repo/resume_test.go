@@ -16,13 +16,20 @@ import (
 func resumeTree() []memFile {
 	var files []memFile
 	for i := range 24 {
-		files = append(files, file(fmt.Sprintf("small/%02d.bin", i), 0o600, i, randomBytes(int64(i), 600<<10)))
+		files = append(files, file(fmt.Sprintf("small/%02d.bin", i), 0o600, i, randomBytes(int64(i), 300<<10)))
 		if i%6 == 0 {
-			files = append(files, file(fmt.Sprintf("big/%02d.bin", i), 0o600, i, randomBytes(int64(1000+i), 5<<20)))
+			files = append(files, file(fmt.Sprintf("big/%02d.bin", i), 0o600, i, randomBytes(int64(1000+i), 3<<20)))
 		}
 	}
 	files = append(files, dir("big", 1), dir("small", 2), file("z/text.log", 0o600, 3, textBytes(9, 2<<20, contentMarker)))
 	return files
+}
+
+// newResumeFixture checkpoints often: small packs, no minimum interval.
+func newResumeFixture(t *testing.T) *fixture {
+	f := newFixture(t)
+	f.repo.packTarget = 512 << 10
+	return f
 }
 
 // interrupt runs a backup and cancels it once it has made n checkpoints durable.
@@ -41,9 +48,10 @@ func interrupt(t *testing.T, f *fixture, src *memSource, run string, n int64) {
 }
 
 func TestResumeFromCheckpoint(t *testing.T) {
+	t.Parallel()
 	for _, after := range []int64{2, 5, 8, 12} {
 		t.Run(fmt.Sprintf("after %d checkpoints", after), func(t *testing.T) {
-			f := newFixture(t)
+			f := newResumeFixture(t)
 			files := resumeTree()
 			total := sumBytes(files)
 			src := newMemSource(files)
@@ -81,7 +89,8 @@ func TestResumeFromCheckpoint(t *testing.T) {
 }
 
 func TestResumeTwice(t *testing.T) {
-	f := newFixture(t)
+	t.Parallel()
+	f := newResumeFixture(t)
 	files := resumeTree()
 	src := newMemSource(files)
 	interrupt(t, f, src, "r", 2)
@@ -98,7 +107,8 @@ func TestResumeTwice(t *testing.T) {
 // A crash after the manifest was written but before the checkpoint was deleted: the next run
 // reports the finished restore point instead of writing a second one.
 func TestResumeAfterManifestWritten(t *testing.T) {
-	f := newFixture(t)
+	t.Parallel()
+	f := newResumeFixture(t)
 	files := resumeTree()
 	src := newMemSource(files)
 	interrupt(t, f, src, "r", 2)
@@ -120,7 +130,8 @@ func TestResumeAfterManifestWritten(t *testing.T) {
 // A checkpoint that cannot be used (here: a frame part is gone) is discarded and the run
 // starts over; it still reuses the uploaded packs.
 func TestBrokenCheckpointStartsOver(t *testing.T) {
-	f := newFixture(t)
+	t.Parallel()
+	f := newResumeFixture(t)
 	files := resumeTree()
 	src := newMemSource(files)
 	interrupt(t, f, src, "r", 3)
@@ -135,9 +146,44 @@ func TestBrokenCheckpointStartsOver(t *testing.T) {
 // With checkpointEvery 0 a backup checkpoints whenever a pack becomes durable and the entry
 // stream has advanced.
 func TestCheckpointsFollowDurablePacks(t *testing.T) {
-	f := newFixture(t)
+	t.Parallel()
+	f := newResumeFixture(t)
 	var n int64
 	res := f.backup(newMemSource(resumeTree()), BackupOptions{RunID: "x", Progress: func(p Progress) { n = p.Checkpoints }})
 	t.Logf("%d checkpoints for %d new chunks", n, res.ChunksNew)
 	assert.GreaterOrEqual(t, n, int64(14))
+}
+
+// The resume position of a frame closed inside an entry is that entry's start, possibly in an
+// earlier frame.
+func TestManifestWriterBoundaries(t *testing.T) {
+	t.Parallel()
+	dk := fuzzKey(t)
+	w := manifestWriter{dk: dk, base: frameBase(appendPreamble(nil, magicManifest, 1), "fuzz", fuzzPoint), idx: 1}
+	entry := func(p string) []byte { return encodeEntry(nil, file(p, 0o600, 1, nil).Entry) }
+
+	w.add(recEntry, entry("a"), 0)
+	w.add(recEnd, encodeEnd(nil, 0, [32]byte{}), 0)
+	w.endEntry("a")
+	bStart := len(w.buf)
+	w.add(recEntry, entry("b"), 0)
+	w.add(recChunks, encodeRefs(nil, []chunkRef{{Len: 1}}), 3)
+	w.closeFrame() // inside b
+	require.Len(t, w.closed, 1)
+	assert.Equal(t, "a", w.closed[0].lastPath)
+	assert.Equal(t, framePos{Frame: 1, Offset: bStart}, w.closed[0].boundary)
+	assert.Equal(t, uint64(3), w.closed[0].dep)
+
+	w.add(recChunks, encodeRefs(nil, []chunkRef{{Len: 1}}), 0)
+	w.closeFrame() // still inside b, which started in frame 1
+	assert.Equal(t, "a", w.closed[1].lastPath)
+	assert.Equal(t, framePos{Frame: 1, Offset: bStart}, w.closed[1].boundary)
+	assert.Equal(t, uint64(0), w.closed[1].dep)
+
+	w.add(recEnd, encodeEnd(nil, 2, [32]byte{1}), 0)
+	w.endEntry("b")
+	w.closeFrame() // at an entry boundary: resume starts with the next frame
+	assert.Equal(t, "b", w.closed[2].lastPath)
+	assert.Equal(t, framePos{Frame: 4}, w.closed[2].boundary)
+	assert.Equal(t, uint32(4), w.idx)
 }

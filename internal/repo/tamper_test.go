@@ -57,6 +57,7 @@ func manyEntries(n int) []memFile {
 }
 
 func TestTamperedManifestIsRejected(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	files := manyEntries(30000)
 	res := f.backup(newMemSource(files), BackupOptions{})
@@ -137,6 +138,7 @@ func TestTamperedManifestIsRejected(t *testing.T) {
 }
 
 func TestManifestFromAnotherPointOrDatasetIsRejected(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	a := f.backup(newMemSource(mixedTree()), BackupOptions{})
 	src := newMemSource([]memFile{file("only", 0o600, 1, []byte("b"))})
@@ -194,6 +196,7 @@ func requireIntegrityError(t *testing.T, err error, path string, id keys.ChunkID
 }
 
 func TestCorruptedPackFailsVerifyAndRestore(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		corrupt func(t *testing.T, f *fixture, pack packRef, loc blobLoc)
@@ -274,6 +277,7 @@ func TestCorruptedPackFailsVerifyAndRestore(t *testing.T) {
 // wrong blob) fails on its AAD; a pack whose content was swapped for another pack's fails
 // the same way.
 func TestSwappedPackIsDetected(t *testing.T) {
+	t.Parallel()
 	f, res, _, _, pack, _ := corruptFixture(t)
 	var other string
 	for _, k := range listAll(t, f.store, packsPrefix("customers")) {
@@ -293,6 +297,7 @@ func TestSwappedPackIsDetected(t *testing.T) {
 }
 
 func TestSampleVerify(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	var files []memFile
 	for i := range 60 {
@@ -328,6 +333,7 @@ func TestSampleVerify(t *testing.T) {
 }
 
 func TestEntryTypesSurviveVerbatim(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	files := []memFile{
 		{Entry: sources.Entry{Path: "zero-time", Type: sources.TypeFile, Mode: 0o600}, content: []byte("x")},

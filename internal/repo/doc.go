@@ -1,0 +1,116 @@
+// Package repo is drflow's backup repository: content-defined, deduplicated, compressed and
+// client-side encrypted restore points of one dataset inside one location's providers.Store.
+// It writes restore points (Backup), lists and describes them (Points, Manifest), restores and
+// verifies them (Restore, Verify), and replicates them as ciphertext (Copy) or as a catalog
+// entry without content (CopyMetadata).
+//
+// # Layout (format version 1)
+//
+// Every object of a dataset lives under datasets/<ds>/:
+//
+//	keys/...                  wrapped DEKs, owned by internal/keys (repo calls DataKeys only)
+//	packs/<2 hex>/<pack id>   packs: sealed blobs, then the pack's index as a trailer
+//	index/<pack id>           the pack's index, written after the pack is complete
+//	points/<point id>         manifests, written last with a conditional create
+//	checkpoints/<run>/state   the sealed resume state of a running backup
+//	checkpoints/<run>/frames/<n>  entry frames of that backup's manifest, already sealed
+//	catalog/<point id>.json   catalog entries (CopyMetadata), in metadata-only locations
+//
+// A pack ID is 16 random bytes in hex (packs are streamed before their content is known). A
+// point ID is DataAsOf in UTC, "20060102T150405.000Z", a dash and 8 random hex digits, so
+// that listing points/ yields the points in time order without reading any manifest.
+//
+// Sealed objects start with a clear preamble: a 4-byte magic ("DRFM" manifest, "DRFI" index,
+// "DRFC" checkpoint), the format version (1) and the key epoch (uint32 big endian), which
+// says which data key opens the rest. Everything is sealed with the dataset's DataKey of
+// that epoch (AES-256-GCM, random nonces), and every AAD starts with a domain string
+// ("drflow blob v1", "drflow pack index v1", "drflow manifest frame v1", "drflow checkpoint
+// v1"), so that no sealed object opens as another kind.
+//
+// # Chunks, blobs and packs
+//
+// File content is cut by FastCDC (go-cdc-chunkers "fastcdc-v1.0.0": min 256 KiB, normal
+// 1 MiB, max 4 MiB) with a gear table keyed by a value derived from the data key, so that
+// chunk boundaries (visible as blob sizes) do not fingerprint known files. A chunk's ID is the
+// DataKey's keyed BLAKE3 of its plaintext; a chunk already in the dataset (this epoch) is
+// stored once. A chunk is compressed with zstd (fastest level) unless that saves less than
+// 1/32, then sealed: blob = Seal(payload, AAD = "drflow blob v1\0" || chunk ID || flags),
+// flags bit 0 = zstd.
+//
+// A pack is the concatenation of blobs, closed at 16 MiB or 65536 blobs, followed by its index
+// object and that object's length (uint32 BE), so that an index can be rebuilt from its pack.
+// The index object is preamble || Seal(count uint32 || count × (chunk ID [32], offset, sealed
+// length, plaintext length uint32 BE, flags byte), AAD = domain || preamble || pack ID).
+// Packs are streamed into Store.Put through an io.Pipe, at most two uploads in flight; a pack
+// counts as durable once its index object is written too. A pack without an index (a crash
+// between the two) is unreferenced garbage for a future prune.
+//
+// # Manifests
+//
+// A manifest is preamble || frame 0 || frame 1 ... frame n. A frame is a length word (uint32
+// BE; the top bit marks the final frame) and Seal(codec || payload) with AAD = domain ||
+// preamble || dataset || point ID || frame index (uint32) || final flag; codec 0 is raw, 1 is
+// zstd. So an edited, truncated, reordered, dropped or swapped frame, or a manifest moved to
+// another point ID or dataset, fails authentication, and a manifest without its final frame is
+// rejected as truncated.
+//
+// Frame 0 is the header, JSON (ManifestHeader: format, dataset, point, data_as_of, created,
+// attempts, source kind and description, key epoch, algorithms, facts, the first 100
+// problems and their count, totals), at most 4 MiB; Manifest reads only the preamble and
+// this frame. Frames 1..n hold at most 1 MiB of records each, a record being type (1 byte) ||
+// uvarint length || body:
+//
+//	1 entry    type, mode, mtime (seconds, nanoseconds+1; 0 = unknown), path, link target
+//	2 chunks   up to 1024 × (chunk ID, plaintext length) of the open file entry
+//	3 end      size and BLAKE3-256 of the entry's content (zero for dirs and links)
+//	4 problem  path and error of an entry the source could not read
+//	5 final    entry and problem counts; the last record of the final frame
+//
+// Entries appear in sources.ComparePaths order. Readers enforce the grammar (entry, chunks*,
+// end)*, problem*, final — sizes must add up and counts must match — and reject paths that
+// are not relative, clean, slash-separated paths. Writers and readers hold one frame at a
+// time, so memory does not grow with the number of entries or with the size of a file.
+//
+// # Backup pipeline and memory
+//
+// One walker goroutine reads the snapshot in order, chunks each stream and hashes each file
+// (BLAKE3); GOMAXPROCS workers compute chunk IDs, skip known chunks, compress and seal; one
+// assembler takes results in order, dedups authoritatively, appends blobs to the open pack
+// and records to the manifest. At most 4×workers+4 chunks are between walker and assembler.
+// Buffers come from a pool of 128 KiB size classes that keeps at most 32 MiB idle (sync.Pool
+// kept every class's peak alive across collections). The chunk index (about 80 bytes per
+// distinct chunk, 80 MB per TiB at 1 MiB chunks) is the only state that grows with the
+// dataset; the set of chunks a point references is a mark in it, not a second map.
+//
+// # Checkpoints and resume
+//
+// Entry frames are sealed as they fill, or early when a checkpoint is due. A frame whose
+// records reference only durable packs is written as checkpoints/<run>/frames/<n>; then the
+// state records the last completed entry and the position where its successor starts (frame
+// and offset). A backup with the same run ID re-reads those frames (authenticating them and
+// rebuilding totals and the set of referenced chunks), truncates the last one at that
+// position, keeps the first attempt's point ID and DataAsOf, and walks on after the last
+// completed entry; packs uploaded by the failed attempt are found again by dedup. The
+// manifest is assembled from preamble, header, the frame parts, the frames still in memory
+// and the final frame, and written with PutOptions.IfNotExists; then the run's checkpoint
+// objects are deleted. A checkpoint that cannot be used is discarded and the run starts
+// over. Checkpoints are at least defaultCheckpointEvery apart.
+//
+// # Restore and verify
+//
+// The manifest is streamed; chunk references are looked up in the dataset's indexes (all
+// epochs), adjacent blobs of a pack are fetched with one range read (up to 4 MiB), parallel
+// readers open, decompress (bounded by the indexed plaintext length) and check each chunk's
+// ID before anything reaches the sink, within a 32 MiB read-ahead window, in manifest order.
+// A file's BLAKE3 and size are checked before the sink sees the end of its content. Failures
+// are *IntegrityError (entry path, chunk ID, pack, reason); audit events carry only chunk and
+// pack IDs. Verify does the same without a sink, optionally on a reproducible sample of
+// distinct chunks (plus an index lookup of every reference).
+//
+// # Copy
+//
+// Copy needs no keys: it copies the packs and indexes the destination lacks (all of the
+// dataset's: which packs a point uses is sealed in its manifest), then the wrapped key
+// objects (replacing ones that differ), then the manifest last. CopyMetadata writes a catalog
+// entry with counts, sizes and the manifest's SHA-256 — no names, keys or content.
+package repo
