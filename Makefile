@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 PKGS  ?= ./...
 
-.PHONY: test tools services vet fmt-check unit build fuzz clean
+.PHONY: test tools services vet fmt-check unit build fuzz bench clean
 
 ## test: everything CI runs — installs the emulators it needs, checks formatting and vet,
 ## then runs the whole suite with the race detector against real servers.
@@ -31,7 +31,15 @@ build:
 ## fuzz: run each fuzz target for FUZZTIME (default 60s).
 FUZZTIME ?= 60s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/config/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config/
+	$(GO) test -run '^$$' -fuzz '^FuzzManifestDecode$$' -fuzztime $(FUZZTIME) ./internal/repo/
+	$(GO) test -run '^$$' -fuzz '^FuzzPackIndexDecode$$' -fuzztime $(FUZZTIME) ./internal/repo/
+	$(GO) test -run '^$$' -fuzz '^FuzzBlobDecode$$' -fuzztime $(FUZZTIME) ./internal/repo/
+
+## bench: the data-path benchmark on a generated dataset of BENCHSIZE (default 2GiB).
+BENCHSIZE ?= 2GiB
+bench:
+	$(GO) run ./starter bench --size $(BENCHSIZE)
 
 clean:
 	rm -rf .tools var

@@ -93,42 +93,86 @@ func Generate(root string, size int64, mix Mix, seed uint64) (*Dataset, error) {
 	return ds, nil
 }
 
-// Mutate changes about fraction of the dataset's bytes in place, as contiguous regions in
-// the large files (an application rewriting records), and returns how many bytes it changed.
+// Mutate changes about fraction of the dataset's bytes the way services change data between
+// two backups: half of it appended to log files (new lines), half rewritten in place as
+// 1 MiB regions of the large files (records updated). It returns how many bytes changed.
 func (ds *Dataset) Mutate(fraction float64, seed uint64) (int64, error) {
 	rng := rand.New(rand.NewPCG(seed, ^seed))
 	budget := int64(float64(ds.Bytes) * fraction)
-	const region = 256 << 10
-	var changed int64
+	appended, err := ds.appendLogs(budget/2, rng)
+	if err != nil {
+		return appended, err
+	}
+	rewritten, err := ds.rewriteRegions(budget-appended, 1<<20, rng)
+	return appended + rewritten, err
+}
+
+// appendLogs appends n bytes of new log lines, spread over the text files.
+func (ds *Dataset) appendLogs(n int64, rng *rand.Rand) (int64, error) {
+	var logs []string
+	for _, rel := range ds.largeFiles {
+		if strings.HasPrefix(rel, "text/") {
+			logs = append(logs, rel)
+		}
+	}
+	if len(logs) == 0 || n <= 0 {
+		return 0, nil
+	}
+	per := n / int64(len(logs))
+	var done int64
+	for i, rel := range logs {
+		size := per
+		if i == len(logs)-1 {
+			size = n - done
+		}
+		f, err := os.OpenFile(filepath.Join(ds.Root, filepath.FromSlash(rel)), os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return done, err
+		}
+		_, err = io.CopyN(f, newTextReader(rng.Uint64()), size)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return done, err
+		}
+		done += size
+	}
+	ds.Bytes += done
+	return done, nil
+}
+
+// rewriteRegions overwrites n bytes in place, as random regions of the given size.
+func (ds *Dataset) rewriteRegions(n int64, region int, rng *rand.Rand) (int64, error) {
 	buf := make([]byte, region)
-	for changed < budget && len(ds.largeFiles) > 0 {
+	var changed int64
+	for changed < n && len(ds.largeFiles) > 0 {
 		rel := ds.largeFiles[rng.IntN(len(ds.largeFiles))]
-		path := filepath.Join(ds.Root, filepath.FromSlash(rel))
-		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		f, err := os.OpenFile(filepath.Join(ds.Root, filepath.FromSlash(rel)), os.O_WRONLY, 0)
 		if err != nil {
 			return changed, err
 		}
 		fi, err := f.Stat()
-		if err != nil || fi.Size() < region {
+		if err != nil || fi.Size() < int64(region) {
 			f.Close()
 			if err != nil {
 				return changed, err
 			}
 			continue
 		}
-		n := min(int64(region), budget-changed)
-		for i := range buf[:n] {
+		size := min(int64(region), n-changed)
+		for i := range buf[:size] {
 			buf[i] = byte(rng.Uint32())
 		}
-		off := rng.Int64N(fi.Size() - n + 1)
-		if _, err := f.WriteAt(buf[:n], off); err != nil {
-			f.Close()
+		off := rng.Int64N(fi.Size() - size + 1)
+		_, err = f.WriteAt(buf[:size], off)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			return changed, err
 		}
-		if err := f.Close(); err != nil {
-			return changed, err
-		}
-		changed += n
+		changed += size
 	}
 	return changed, nil
 }

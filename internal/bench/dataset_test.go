@@ -65,9 +65,20 @@ func TestTextCompressesAndRandomDoesNot(t *testing.T) {
 func TestMutateChangesAboutTheFraction(t *testing.T) {
 	ds, err := Generate(t.TempDir(), 4<<20, Mix{Text: 0.5, Random: 0.5}, 3)
 	require.NoError(t, err)
-	before := treeHash(t, ds.Root)
+	before, size := treeHash(t, ds.Root), ds.Bytes
 	changed, err := ds.Mutate(0.01, 9)
 	require.NoError(t, err)
-	assert.InDelta(t, float64(ds.Bytes)*0.01, float64(changed), 1)
+	assert.InDelta(t, float64(size)*0.01, float64(changed), 1)
+	assert.Equal(t, size+changed/2, ds.Bytes, "half of the change is appended")
 	assert.NotEqual(t, before, treeHash(t, ds.Root))
+}
+
+func TestDiskWriteThroughputCleansUp(t *testing.T) {
+	dir := t.TempDir()
+	v, err := DiskWriteThroughput(dir)
+	require.NoError(t, err)
+	assert.Positive(t, v)
+	left, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, left, "the probe file is removed")
 }

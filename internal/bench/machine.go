@@ -4,6 +4,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/sha256"
+	"os"
 	"runtime"
 	"syscall"
 	"time"
@@ -58,6 +59,34 @@ func mbps(bytes int64, d time.Duration) float64 {
 		return 0
 	}
 	return float64(bytes) / 1e6 / d.Seconds()
+}
+
+// diskProbeBytes is what DiskWriteThroughput writes: large enough to pass the drive's cache.
+const diskProbeBytes = 512 << 20
+
+// DiskWriteThroughput measures writing to dir's file system in 1 MiB writes, ended by an
+// fsync, in MB/s: the ceiling for a restore into that file system.
+func DiskWriteThroughput(dir string) (float64, error) {
+	f, err := os.CreateTemp(dir, "disk-probe-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(i*7 + i>>8)
+	}
+	start := time.Now()
+	for range diskProbeBytes / len(buf) {
+		if _, err := f.Write(buf); err != nil {
+			return 0, err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return 0, err
+	}
+	return mbps(diskProbeBytes, time.Since(start)), nil
 }
 
 // PeakRSSMiB is the process's peak resident set size so far.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"go.uber.org/zap"
 
@@ -108,11 +109,24 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		add("sha256_MBps", SHA256Throughput())
 	}
 
+	if opts.Baselines {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		disk, err := DiskWriteThroughput(dir)
+		if err != nil {
+			return nil, fmt.Errorf("bench: measure disk: %w", err)
+		}
+		add("disk_write_MBps", disk)
+	}
 	log.Info("generating dataset", zap.Int64("bytes", opts.Size), zap.String("dir", dir))
 	ds, err := Generate(filepath.Join(dir, "data"), opts.Size, opts.Mix, opts.Seed)
 	if err != nil {
 		return nil, fmt.Errorf("bench: generate dataset: %w", err)
 	}
+	// Each phase starts with the previous one's writes on disk, so it is not charged for
+	// their write-back.
+	syscall.Sync()
 	add("dataset_MiB", float64(ds.Bytes)/(1<<20))
 	add("dataset_files", float64(ds.Files))
 
@@ -133,6 +147,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if _, err := ds.Mutate(0.01, opts.Seed+1); err != nil {
 		return nil, fmt.Errorf("bench: change 1%% of the dataset: %w", err)
 	}
+	syscall.Sync()
 	inc, err := r.Backup(ctx, src, repo.BackupOptions{Actor: "drflow bench"})
 	if err != nil {
 		return nil, fmt.Errorf("bench: incremental backup: %w", err)
@@ -148,6 +163,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	add("dedup_ratio", float64(full.BytesRead+inc.BytesRead)/float64(stored))
 	add("stored_MiB", float64(stored)/(1<<20))
 
+	syscall.Sync()
 	sink, err := sources.NewDirectorySink(filepath.Join(dir, "restore"))
 	if err != nil {
 		return nil, err
@@ -158,6 +174,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	add("restore_MBps", mbps(rest.Bytes, rest.Duration))
 
+	syscall.Sync()
 	ver, err := r.Verify(ctx, inc.Point.ID, repo.VerifyOptions{Actor: "drflow bench"})
 	if err != nil {
 		return nil, fmt.Errorf("bench: verify: %w", err)
@@ -219,4 +236,3 @@ func packBytes(ctx context.Context, st providers.Store) (int64, error) {
 	}
 	return n, nil
 }
-
