@@ -10,7 +10,7 @@ PKGS  ?= ./...
 test: tools services fmt-check vet
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
-## tools: install (once) the pinned MinIO, fake-gcs-server and Azurite into .tools/.
+## tools: install (once) the pinned MinIO, fake-gcs-server, Azurite and Temporal CLI into .tools/.
 tools:
 	bash scripts/tools.sh all
 

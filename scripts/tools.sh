@@ -49,6 +49,7 @@ case "${1:-}" in
     go_tool minio github.com/minio/minio "$MINIO_VERSION" >/dev/null
     go_tool fake-gcs-server github.com/fsouza/fake-gcs-server "$FAKE_GCS_VERSION" >/dev/null
     azurite >/dev/null
+    go_tool temporal github.com/temporalio/cli/cmd/temporal "$TEMPORAL_CLI_VERSION" >/dev/null
     ;;
   *) echo "usage: $0 minio|fake-gcs-server|azurite|temporal|all" >&2; exit 2 ;;
 esac
