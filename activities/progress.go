@@ -1,0 +1,48 @@
+package activities
+
+import (
+	"context"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/drflow/drflow/internal/repo"
+)
+
+// Progress is the heartbeat detail of the data activities. It has the fields of
+// workflows.Progress (a conversion between the two is valid); this package cannot import
+// workflows, which imports it.
+type Progress struct {
+	Phase      string  `json:"phase"`
+	BytesDone  int64   `json:"bytes_done"`
+	BytesTotal int64   `json:"bytes_total"` // -1 while unknown
+	ETASeconds float64 `json:"eta_seconds"` // -1 while unknown
+}
+
+// heartbeater converts repo progress into heartbeats. repo calls it from one goroutine at a
+// time, and the SDK throttles what reaches the server.
+type heartbeater struct {
+	ctx   context.Context
+	start time.Time
+}
+
+func newHeartbeater(ctx context.Context) *heartbeater {
+	return &heartbeater{ctx: ctx, start: now()}
+}
+
+func (h *heartbeater) report(p repo.Progress) {
+	activity.RecordHeartbeat(h.ctx, progressOf(p, now().Sub(h.start)))
+}
+
+// progressOf estimates the time left from the average rate so far.
+func progressOf(p repo.Progress, elapsed time.Duration) Progress {
+	out := Progress{Phase: p.Phase, BytesDone: p.BytesDone, BytesTotal: p.BytesTotal, ETASeconds: -1}
+	if p.BytesTotal < 0 {
+		out.BytesTotal = -1
+	}
+	if p.BytesTotal > 0 && p.BytesDone > 0 && elapsed > 0 {
+		rate := float64(p.BytesDone) / elapsed.Seconds()
+		out.ETASeconds = max(float64(p.BytesTotal-p.BytesDone)/rate, 0)
+	}
+	return out
+}

@@ -1,0 +1,91 @@
+package workflows
+
+import (
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/drflow/drflow/activities"
+)
+
+// BackupWorkflow writes a new restore point of a dataset on its primary location and
+// measures the RPO exposure it closed: workflow.Now once the point is durable minus the
+// data_as_of of the newest point before it (BackupRPO).
+//
+// Replication to replicas is not part of this workflow yet, so the point counts as durable
+// once the primary holds it, whatever the tier's replication mode; Replicas is empty.
+func BackupWorkflow(ctx workflow.Context, in BackupInput) (BackupResult, error) {
+	if err := in.Validate(); err != nil {
+		return BackupResult{}, invalidInput(err)
+	}
+	log := workflow.GetLogger(ctx)
+	info := workflow.GetInfo(ctx)
+	prog, err := newProgress(ctx)
+	if err != nil {
+		return BackupResult{}, err
+	}
+
+	var plan activities.PlanResult
+	if err := workflow.ExecuteActivity(controlActivities(ctx), a.Plan, activities.PlanInput{Dataset: in.Dataset}).Get(ctx, &plan); err != nil {
+		return BackupResult{}, err
+	}
+	obj := objectivesOf(plan)
+	if err := workflow.UpsertTypedSearchAttributes(ctx,
+		SearchAttrDataset.ValueSet(in.Dataset),
+		SearchAttrTier.ValueSet(int64(obj.Tier)),
+		SearchAttrKind.ValueSet(KindBackup),
+	); err != nil {
+		return BackupResult{}, err
+	}
+
+	prog.phase("backup")
+	var out activities.BackupActivityResult
+	// FirstRunID is the same for every activity attempt and every workflow retry of this
+	// run, so a retried backup resumes the interrupted one's checkpoint.
+	runID := info.FirstRunID
+	if runID == "" {
+		runID = info.WorkflowExecution.RunID
+	}
+	err = workflow.ExecuteActivity(dataActivities(ctx, plan.Region), a.Backup,
+		activities.BackupActivityInput{Dataset: in.Dataset, RunID: runID}).Get(ctx, &out)
+	if err != nil {
+		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttrObjectivesMet.ValueSet(false))
+		return BackupResult{}, err
+	}
+
+	durable := workflow.Now(ctx)
+	hasPrevious := out.PreviousPoint != ""
+	exposure, known := BackupRPO(durable, out.PreviousDataAsOf, hasPrevious)
+	if hasPrevious {
+		if skew := ClockSkew(durable, out.PreviousDataAsOf); skew > 0 {
+			log.Warn("previous restore point lies after the workflow clock; RPO clamped", "skew", skew)
+		}
+	}
+	res := BackupResult{
+		Dataset:             in.Dataset,
+		Tier:                obj.Tier,
+		RestorePoint:        out.Point,
+		DataAsOf:            out.DataAsOf,
+		PreviousPoint:       out.PreviousPoint,
+		RPOSeconds:          exposure.Seconds(),
+		RPOKnown:            known,
+		RPOObjectiveSeconds: obj.RPO.Seconds(),
+		RPOMet:              obj.RPOMet(exposure, known),
+		BytesRead:           out.BytesRead,
+		BytesUploaded:       out.BytesUploaded,
+		ChunksNew:           out.ChunksNew,
+		ChunksReused:        out.ChunksReused,
+		Replicas:            []ReplicaResult{},
+		WorkflowID:          info.WorkflowExecution.ID,
+	}
+	updates := []temporal.SearchAttributeUpdate{SearchAttrObjectivesMet.ValueSet(res.ObjectivesMet())}
+	if known {
+		updates = append(updates, SearchAttrRPOSeconds.ValueSet(res.RPOSeconds))
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+		return res, err
+	}
+	prog.done(out.BytesRead)
+	log.Info("backup done", "dataset", in.Dataset, "point", res.RestorePoint, "rpo_seconds", res.RPOSeconds,
+		"rpo_known", known, "rpo_met", res.RPOMet)
+	return res, nil
+}

@@ -1,0 +1,90 @@
+package workflows
+
+import (
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/drflow/drflow/activities"
+)
+
+// RestoreDrillWorkflow restores a restore point into a scratch target on a worker of the
+// location's region, verifies it, and measures what a real incident at the drill's start
+// would have cost: RTO = workflow.Now once verified - drill start, RPO = drill start -
+// data_as_of of the point restored (DrillFigures). The scratch target is removed by the
+// activity whatever happens.
+//
+// A failed drill fails the workflow, with DrObjectivesMet set to false first, so that
+// "DrKind = 'drill' AND DrObjectivesMet = false" finds failed drills as well as slow ones.
+func RestoreDrillWorkflow(ctx workflow.Context, in DrillInput) (DrillResult, error) {
+	if err := in.Validate(); err != nil {
+		return DrillResult{}, invalidInput(err)
+	}
+	in = in.WithDefaults()
+	start := workflow.Now(ctx)
+	log := workflow.GetLogger(ctx)
+	prog, err := newProgress(ctx)
+	if err != nil {
+		return DrillResult{}, err
+	}
+
+	var plan activities.PlanResult
+	err = workflow.ExecuteActivity(controlActivities(ctx), a.Plan,
+		activities.PlanInput{Dataset: in.Dataset, Location: in.Location}).Get(ctx, &plan)
+	if err != nil {
+		return DrillResult{}, err
+	}
+	obj := objectivesOf(plan)
+	if err := workflow.UpsertTypedSearchAttributes(ctx,
+		SearchAttrDataset.ValueSet(in.Dataset),
+		SearchAttrTier.ValueSet(int64(obj.Tier)),
+		SearchAttrKind.ValueSet(KindDrill),
+	); err != nil {
+		return DrillResult{}, err
+	}
+
+	prog.phase("restore")
+	var out activities.DrillActivityResult
+	err = workflow.ExecuteActivity(dataActivities(ctx, plan.Region), a.Drill, activities.DrillActivityInput{
+		Dataset: in.Dataset, Point: in.RestorePoint, Location: plan.Location, Target: in.Target,
+	}).Get(ctx, &out)
+	if err != nil {
+		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttrObjectivesMet.ValueSet(false))
+		return DrillResult{}, err
+	}
+
+	finished := workflow.Now(ctx)
+	m := DrillFigures(start, finished, out.DataAsOf, obj)
+	if m.ClockSkew > 0 {
+		log.Warn("restore point lies after the drill's start; RPO clamped", "skew", m.ClockSkew)
+	}
+	res := DrillResult{
+		Dataset:             in.Dataset,
+		Tier:                obj.Tier,
+		RestorePoint:        out.Point,
+		DataAsOf:            out.DataAsOf,
+		Location:            plan.Location,
+		Target:              in.Target,
+		StartedAt:           start,
+		FinishedAt:          finished,
+		RPOSeconds:          m.RPO.Seconds(),
+		RTOSeconds:          m.RTO.Seconds(),
+		RPOObjectiveSeconds: obj.RPO.Seconds(),
+		RTOObjectiveSeconds: obj.RTO.Seconds(),
+		RPOMet:              m.RPOMet,
+		// An unverified restore recovered nothing.
+		RTOMet:        m.RTOMet && out.Verified,
+		Verified:      out.Verified,
+		BytesRestored: out.Bytes,
+		WorkflowID:    workflow.GetInfo(ctx).WorkflowExecution.ID,
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx,
+		SearchAttrRPOSeconds.ValueSet(res.RPOSeconds),
+		SearchAttrRTOSeconds.ValueSet(res.RTOSeconds),
+		SearchAttrObjectivesMet.ValueSet(res.ObjectivesMet()),
+	); err != nil {
+		return res, err
+	}
+	prog.done(out.Bytes)
+	log.Info("drill done", "dataset", in.Dataset, "point", res.RestorePoint, "rpo_seconds", res.RPOSeconds,
+		"rto_seconds", res.RTOSeconds, "verified", res.Verified, "objectives_met", res.ObjectivesMet())
+	return res, nil
+}

@@ -1,0 +1,131 @@
+package workflows
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/drflow/drflow/activities"
+	"github.com/drflow/drflow/internal/config"
+	"github.com/drflow/drflow/internal/testservers"
+)
+
+// TestEndToEnd runs a backup and a restore drill through a real Temporal dev server, with
+// real workers polling the control and region queues and real activities on local stores.
+func TestEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	root := t.TempDir()
+	src := filepath.Join(root, "source")
+	require.NoError(t, os.MkdirAll(filepath.Join(src, "sub"), 0o755))
+	for i, name := range []string{"a.txt", "sub/b.txt", "c.bin"} {
+		require.NoError(t, os.WriteFile(filepath.Join(src, name), []byte(strings.Repeat(fmt.Sprintf("row %d\n", i), 5000)), 0o644))
+	}
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+jurisdictions:
+  - name: EU
+    regions: [eu-west-1]
+keys:
+  - name: eu-kek
+    jurisdiction: EU
+    provider: local
+    path: %s
+locations:
+  - name: eu-primary
+    provider: local
+    path: %s
+    region: eu-west-1
+policies:
+  - name: eu-only
+    home: EU
+tiers:
+  - name: tier1
+    level: 1
+    rpo: 15m
+    rto: 1h
+    backup_every: 5m
+datasets:
+  - name: e2e-files
+    classification: internal
+    policy: eu-only
+    tier: tier1
+    primary: eu-primary
+    source:
+      type: directory
+      path: %s
+`, filepath.Join(root, "keys", "eu.keyring"), filepath.Join(root, "stores", "eu-primary"), src)))
+	require.NoError(t, err)
+
+	acts, err := activities.New(ctx, cfg, activities.Options{StateDir: filepath.Join(root, "state"), Logger: zaptest.NewLogger(t)})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, acts.Close(context.Background())) })
+
+	srv := testservers.Temporal(t, testservers.TemporalOptions{SearchAttributes: SearchAttributeDefinitions()})
+	c, err := client.Dial(client.Options{HostPort: srv.Address, Namespace: srv.Namespace})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+
+	// One process serving every queue, as in the single-machine setup.
+	for _, queue := range []string{ControlTaskQueue, RegionTaskQueue("eu-west-1")} {
+		w := worker.New(c, queue, worker.Options{})
+		w.RegisterWorkflow(BackupWorkflow)
+		w.RegisterWorkflow(RestoreDrillWorkflow)
+		w.RegisterActivity(acts)
+		require.NoError(t, w.Start())
+		t.Cleanup(w.Stop)
+	}
+
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: BackupWorkflowID("e2e-files"), TaskQueue: ControlTaskQueue},
+		BackupWorkflow, BackupInput{Dataset: "e2e-files"})
+	require.NoError(t, err)
+	var backup BackupResult
+	require.NoError(t, run.Get(ctx, &backup))
+	assert.NotEmpty(t, backup.RestorePoint)
+	assert.False(t, backup.RPOKnown, "the first backup has no previous point")
+	assert.Positive(t, backup.BytesRead)
+
+	run, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: DrillWorkflowID("e2e-files"), TaskQueue: ControlTaskQueue},
+		RestoreDrillWorkflow, DrillInput{Dataset: "e2e-files"})
+	require.NoError(t, err)
+	var drill DrillResult
+	require.NoError(t, run.Get(ctx, &drill))
+	assert.True(t, drill.Verified)
+	assert.Equal(t, backup.RestorePoint, drill.RestorePoint)
+	assert.Equal(t, DrillWorkflowID("e2e-files"), drill.WorkflowID)
+	assert.Positive(t, drill.RPOSeconds)
+	assert.Less(t, drill.RPOSeconds, 120.0)
+	assert.Positive(t, drill.RTOSeconds)
+	assert.Less(t, drill.RTOSeconds, 120.0)
+	assert.True(t, drill.ObjectivesMet())
+	assert.Equal(t, int64(3*5000*6), drill.BytesRestored)
+
+	val, err := c.QueryWorkflow(ctx, drill.WorkflowID, "", ProgressQuery)
+	require.NoError(t, err)
+	var p Progress
+	require.NoError(t, val.Get(&p))
+	assert.Equal(t, "done", p.Phase)
+
+	// Visibility is eventually consistent: poll until the drill is indexed.
+	query := `DrDataset="e2e-files" AND DrKind="drill"`
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: srv.Namespace, Query: query})
+		require.NoError(ct, err)
+		require.Len(ct, resp.Executions, 1)
+		assert.Equal(ct, drill.WorkflowID, resp.Executions[0].Execution.WorkflowId)
+		sa := resp.Executions[0].SearchAttributes.GetIndexedFields()
+		assert.Contains(ct, sa, SearchAttrRTOSeconds.GetName())
+		assert.Contains(ct, sa, SearchAttrObjectivesMet.GetName())
+	}, 30*time.Second, 100*time.Millisecond)
+}
