@@ -24,12 +24,15 @@ const (
 	ErrTypeIntegrityFailure   = "IntegrityFailure"
 	ErrTypeVerificationFailed = "VerificationFailed"
 	ErrTypeUnsupportedFormat  = "UnsupportedFormat"
+	// ErrTypePolicyDenied: the residency policy does not allow the transfer (or no longer
+	// allows it in the mode planned). Retrying cannot change the policy.
+	ErrTypePolicyDenied = "PolicyDenied"
 )
 
 // NonRetryableErrorTypes lists every error type above, for activity retry policies.
 func NonRetryableErrorTypes() []string {
 	return []string{ErrTypeInvalidInput, ErrTypeNotFound, ErrTypeNotServed, ErrTypeKeyRevoked, ErrTypeKeyDestroyed,
-		ErrTypeIntegrityFailure, ErrTypeVerificationFailed, ErrTypeUnsupportedFormat}
+		ErrTypeIntegrityFailure, ErrTypeVerificationFailed, ErrTypeUnsupportedFormat, ErrTypePolicyDenied}
 }
 
 func nonRetryable(typ, format string, args ...any) error {
