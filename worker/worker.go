@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
+	"go.temporal.io/sdk/worker"
+	"go.uber.org/zap"
+
+	"github.com/drflow/drflow/activities"
+	"github.com/drflow/drflow/internal/config"
+	"github.com/drflow/drflow/workflows"
+)
+
+// Exit codes, so a supervisor can tell a bad invocation from a runtime failure.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+const (
+	defaultTemporalAddress = "127.0.0.1:7233"
+	defaultMetricsAddr     = "127.0.0.1:9464"
+	// closeTimeout bounds releasing the activities' stores and audit log at shutdown.
+	closeTimeout = 30 * time.Second
+)
+
+// options are the parsed command line.
+type options struct {
+	configPath       string
+	region           string
+	control          bool
+	temporalAddress  string
+	namespace        string
+	stateDir         string
+	scratchDir       string
+	postgresAdminDSN string
+	metricsAddr      string
+	logLevel         string
+	dialTimeout      time.Duration
+	stopTimeout      time.Duration
+}
+
+// errUsage marks a mistake in how the worker was invoked.
+var errUsage = errors.New("usage")
+
+func parseOptions(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("drflow-worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.configPath, "config", "", "drflow configuration file (required)")
+	fs.StringVar(&o.region, "region", "", "serve only this region: poll drflow-REGION and open only its stores and keys (default: every region and the control queue)")
+	fs.BoolVar(&o.control, "control", false, "with --region, also poll the control queue \"drflow\" and run workflows")
+	fs.StringVar(&o.temporalAddress, "temporal-address", envOr("TEMPORAL_ADDRESS", defaultTemporalAddress), "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
+	fs.StringVar(&o.namespace, "namespace", "default", "Temporal namespace")
+	fs.StringVar(&o.stateDir, "state-dir", "", "worker state (audit signing keys, drill scratch) (default: var/state next to the config file)")
+	fs.StringVar(&o.scratchDir, "scratch-dir", "", "where drills restore directory datasets (default: STATE-DIR/scratch)")
+	fs.StringVar(&o.postgresAdminDSN, "postgres-admin-dsn", os.Getenv("DRFLOW_POSTGRES_ADMIN_DSN"), "role that creates and drops PostgreSQL drill databases (env DRFLOW_POSTGRES_ADMIN_DSN; prefer the env var: flags show in ps)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", defaultMetricsAddr, "Prometheus /metrics listen address; empty disables")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&o.dialTimeout, "dial-timeout", 10*time.Second, "how long to try to reach Temporal at start")
+	fs.DurationVar(&o.stopTimeout, "stop-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long running activities get to finish")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, err
+		}
+		return o, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("%w: unexpected argument %q (flags go before arguments; this command takes none)", errUsage, fs.Arg(0))
+	}
+	if o.configPath == "" {
+		return o, fmt.Errorf("%w: --config is required", errUsage)
+	}
+	if o.control && o.region == "" {
+		return o, fmt.Errorf("%w: --control only applies with --region (without it the worker polls every queue)", errUsage)
+	}
+	if o.stateDir == "" {
+		o.stateDir = filepath.Join(filepath.Dir(o.configPath), "var", "state")
+	}
+	return o, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// taskQueues returns the queues the worker polls: the region's, or in single-machine mode
+// the control queue and every region's.
+func taskQueues(cfg *config.Config, o options) ([]string, error) {
+	if o.region != "" {
+		if _, ok := cfg.JurisdictionOf(o.region); !ok {
+			return nil, fmt.Errorf("%w: region %q is not in the configuration (known: %s)", errUsage, o.region, strings.Join(cfg.Regions(), ", "))
+		}
+		queues := []string{workflows.RegionTaskQueue(o.region)}
+		if o.control {
+			queues = append([]string{workflows.ControlTaskQueue}, queues...)
+		}
+		return queues, nil
+	}
+	queues := []string{workflows.ControlTaskQueue}
+	for _, r := range cfg.Regions() {
+		queues = append(queues, workflows.RegionTaskQueue(r))
+	}
+	return queues, nil
+}
+
+// run is the whole worker process; main only wires signals and the exit code. It returns
+// when ctx is cancelled (exit 0, after a graceful stop) or on a fatal error.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	_ = stdout // the worker writes only logs, to stderr
+	o, err := parseOptions(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "drflow-worker: %v\n", err)
+		return exitUsage
+	}
+	if err := serve(ctx, o, stderr); err != nil {
+		fmt.Fprintf(stderr, "drflow-worker: %v\n", err)
+		if errors.Is(err, errUsage) {
+			return exitUsage
+		}
+		return exitFailed
+	}
+	return exitOK
+}
+
+func serve(ctx context.Context, o options, stderr io.Writer) (err error) {
+	log, err := newLogger(stderr, o.logLevel)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	defer func() { _ = log.Sync() }()
+
+	cfg, err := config.Load(o.configPath)
+	if err != nil {
+		return err
+	}
+	queues, err := taskQueues(cfg, o)
+	if err != nil {
+		return err
+	}
+
+	m := newMetrics()
+	fatal := make(chan error, 1)
+	if o.metricsAddr != "" {
+		ln, err := net.Listen("tcp", o.metricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics endpoint (--metrics-addr): %w", err)
+		}
+		shutdown := m.serve(ln, fatal)
+		defer func() { _ = shutdown(context.WithoutCancel(ctx)) }()
+		log.Info("serving metrics", zap.String("addr", ln.Addr().String()))
+	}
+
+	dialCtx, cancel := context.WithTimeout(ctx, o.dialTimeout)
+	c, err := client.DialContext(dialCtx, client.Options{
+		HostPort:  o.temporalAddress,
+		Namespace: o.namespace,
+		Logger:    newSDKLogger(log),
+	})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("cannot reach Temporal at %s (is the server running? set --temporal-address): %w", o.temporalAddress, err)
+	}
+	defer c.Close()
+
+	acts, err := activities.New(ctx, cfg, activities.Options{
+		Region:           o.region,
+		StateDir:         o.stateDir,
+		ScratchDir:       o.scratchDir,
+		PostgresAdminDSN: o.postgresAdminDSN,
+		Logger:           log,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer cancel()
+		if cerr := acts.Close(cctx); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close activities: %w", cerr))
+		}
+	}()
+
+	workers := make([]worker.Worker, 0, len(queues))
+	defer func() {
+		m.up.Set(0)
+		stopAll(workers)
+		log.Info("workers stopped")
+	}()
+	for _, q := range queues {
+		w := worker.New(c, q, worker.Options{
+			Interceptors:      []interceptor.WorkerInterceptor{&activityMetrics{m: m}},
+			WorkerStopTimeout: o.stopTimeout,
+			OnFatalError:      func(err error) { report(fatal, fmt.Errorf("worker on task queue %s: %w", q, err)) },
+		})
+		// Workflows run on any queue; the activities refuse work for regions they do not hold.
+		w.RegisterWorkflow(workflows.BackupWorkflow)
+		w.RegisterWorkflow(workflows.RestoreDrillWorkflow)
+		w.RegisterWorkflow(workflows.ReplicateWorkflow)
+		w.RegisterActivity(acts)
+		if err := w.Start(); err != nil {
+			return fmt.Errorf("start worker on task queue %s (namespace %s): %w", q, o.namespace, err)
+		}
+		workers = append(workers, w)
+	}
+	m.up.Set(1)
+	log.Info("worker started",
+		zap.Strings("task_queues", queues),
+		zap.String("region", o.region),
+		zap.String("temporal_address", o.temporalAddress),
+		zap.String("namespace", o.namespace))
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return nil
+	case err := <-fatal:
+		return err
+	}
+}
+
+// report sends err unless an earlier fatal error is already waiting: the first one ends run.
+func report(fatal chan<- error, err error) {
+	select {
+	case fatal <- err:
+	default:
+	}
+}
+
+// stopAll stops the workers concurrently, so shutdown takes one stop timeout, not one per queue.
+func stopAll(workers []worker.Worker) {
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Go(w.Stop)
+	}
+	wg.Wait()
+}

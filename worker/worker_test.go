@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+
+	"github.com/drflow/drflow/internal/testservers"
+	"github.com/drflow/drflow/workflows"
+)
+
+// syncBuffer is a bytes.Buffer that run's goroutines and the test may share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// writeConfig writes a one-region configuration with a local store and a directory dataset
+// "files" of three small files, and returns its path.
+func writeConfig(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	src := filepath.Join(root, "source")
+	require.NoError(t, os.MkdirAll(filepath.Join(src, "sub"), 0o755))
+	for i, name := range []string{"a.txt", "sub/b.txt", "c.bin"} {
+		require.NoError(t, os.WriteFile(filepath.Join(src, name), []byte(strings.Repeat(fmt.Sprintf("row %d\n", i), 1000)), 0o644))
+	}
+	path := filepath.Join(root, "drflow.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+jurisdictions:
+  - name: EU
+    regions: [eu-west-1]
+keys:
+  - name: eu-kek
+    jurisdiction: EU
+    provider: local
+    path: keys/eu.keyring
+locations:
+  - name: eu-primary
+    provider: local
+    path: stores/eu-primary
+    region: eu-west-1
+policies:
+  - name: eu-only
+    home: EU
+tiers:
+  - name: tier1
+    level: 1
+    rpo: 15m
+    rto: 1h
+    backup_every: 5m
+datasets:
+  - name: files
+    classification: internal
+    policy: eu-only
+    tier: tier1
+    primary: eu-primary
+    source:
+      type: directory
+      path: source
+`), 0o644))
+	return path
+}
+
+func TestRunUnreachableTemporal(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", testservers.FreePort(t)) // nothing listens here
+	var stderr syncBuffer
+	start := time.Now()
+	code := run(context.Background(), []string{
+		"--config", writeConfig(t), "--temporal-address", addr, "--dial-timeout", "2s",
+		"--metrics-addr", "", "--state-dir", t.TempDir(),
+	}, io.Discard, &stderr)
+	assert.NotEqual(t, exitOK, code)
+	assert.Less(t, time.Since(start), 10*time.Second)
+	assert.Contains(t, stderr.String(), "cannot reach Temporal at "+addr+" (is the server running? set --temporal-address)")
+}
+
+func TestRunBadInvocation(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("datasets: [\n"), 0o644))
+	tests := []struct {
+		name     string
+		give     []string
+		wantCode int
+		wantErr  string
+	}{
+		{"no config", nil, exitUsage, "--config is required"},
+		{"missing config", []string{"--config", filepath.Join(t.TempDir(), "nope.yaml")}, exitFailed, "load config:"},
+		{"invalid config", []string{"--config", bad}, exitFailed, "is invalid"},
+		{"unknown region", []string{"--config", writeConfig(t), "--region", "mars-1"}, exitUsage, `region "mars-1" is not in the configuration (known: eu-west-1)`},
+		{"control without region", []string{"--config", "x.yaml", "--control"}, exitUsage, "--control only applies with --region"},
+		{"bad log level", []string{"--config", "x.yaml", "--log-level", "loud"}, exitUsage, "--log-level"},
+		{"stray argument", []string{"--config", "x.yaml", "extra"}, exitUsage, `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr syncBuffer
+			args := slices.Concat(tt.give, []string{"--metrics-addr", "", "--temporal-address", "127.0.0.1:1", "--dial-timeout", "1s"})
+			code := run(context.Background(), args, io.Discard, &stderr)
+			assert.Equal(t, tt.wantCode, code)
+			assert.Contains(t, stderr.String(), tt.wantErr)
+			assert.NotContains(t, stderr.String(), "cannot reach Temporal", "config errors come before dialing")
+		})
+	}
+}
+
+var activityCount = regexp.MustCompile(`(?m)^drflow_activities_total\{activity="[^"]+",outcome="success"\} (\d+)`)
+
+func TestRunServesBackupAndDrill(t *testing.T) {
+	srv := testservers.Temporal(t, testservers.TemporalOptions{SearchAttributes: workflows.SearchAttributeDefinitions()})
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testservers.FreePort(t))
+	cfgPath := writeConfig(t)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{
+			"--config", cfgPath, "--temporal-address", srv.Address, "--namespace", srv.Namespace,
+			"--metrics-addr", metricsAddr, "--state-dir", filepath.Join(t.TempDir(), "state"),
+		}, io.Discard, &stderr)
+	}()
+	defer func() {
+		if t.Failed() {
+			t.Logf("worker log:\n%s", stderr.String())
+		}
+	}()
+
+	c := srv.Client(t)
+	wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer wcancel()
+	bRun, err := c.ExecuteWorkflow(wctx, client.StartWorkflowOptions{ID: workflows.BackupWorkflowID("files"), TaskQueue: workflows.ControlTaskQueue},
+		workflows.BackupWorkflow, workflows.BackupInput{Dataset: "files"})
+	require.NoError(t, err)
+	var backup workflows.BackupResult
+	require.NoError(t, bRun.Get(wctx, &backup))
+	assert.NotEmpty(t, backup.RestorePoint)
+
+	dRun, err := c.ExecuteWorkflow(wctx, client.StartWorkflowOptions{ID: workflows.DrillWorkflowID("files"), TaskQueue: workflows.ControlTaskQueue},
+		workflows.RestoreDrillWorkflow, workflows.DrillInput{Dataset: "files"})
+	require.NoError(t, err)
+	var drill workflows.DrillResult
+	require.NoError(t, dRun.Get(wctx, &drill))
+	assert.True(t, drill.Verified)
+	assert.Equal(t, backup.RestorePoint, drill.RestorePoint)
+
+	body := scrape(t, "http://"+metricsAddr+"/metrics")
+	assert.Contains(t, body, "\ndrflow_worker_up 1\n")
+	var total int
+	for _, m := range activityCount.FindAllStringSubmatch(body, -1) {
+		n, err := strconv.Atoi(m[1])
+		require.NoError(t, err)
+		total += n
+	}
+	assert.Positive(t, total, "successful activity count in:\n%s", body)
+	assert.Contains(t, body, "drflow_activity_seconds_bucket{")
+
+	cancel()
+	select {
+	case code := <-done:
+		assert.Equal(t, exitOK, code)
+	case <-time.After(time.Minute):
+		t.Fatal("run did not return after its context was cancelled")
+	}
+}
+
+// scrape GETs url; the endpoint is up before any workflow can complete, so one GET suffices.
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
+}
