@@ -41,6 +41,8 @@ func commands() map[string]command {
 		"config validate": {"load a configuration and report every problem in it", configValidate},
 		"locations check": {"open every location and print what it enforces", locationsCheck},
 		"bench":           {"measure backup, restore and verify throughput against the machine's limits", benchCmd},
+		"backup":          {"start a backup of a dataset (--wait to follow it and print the RPO)", backupCmd},
+		"drill":           {"start a restore drill of a dataset (--wait to follow it and print RPO/RTO)", drillCmd},
 	}
 }
 
