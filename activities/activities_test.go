@@ -18,6 +18,7 @@ import (
 
 	"github.com/drflow/drflow/internal/config"
 	"github.com/drflow/drflow/internal/keys"
+	"github.com/drflow/drflow/internal/testdeploy"
 )
 
 // secretName appears only as a file name in the source, so tests can check that it never
@@ -35,53 +36,18 @@ type fixture struct {
 
 func newFixture(t *testing.T) fixture {
 	t.Helper()
-	root := t.TempDir()
-	f := fixture{
-		stateDir:  filepath.Join(root, "state"),
-		storeRoot: filepath.Join(root, "stores", "eu-primary"),
-		source:    filepath.Join(root, "source"),
-		scratch:   filepath.Join(root, "scratch"),
-	}
-	require.NoError(t, os.MkdirAll(filepath.Join(f.source, "sub"), 0o755))
+	files := map[string]string{}
 	for i, name := range []string{"a.txt", "b.bin", "sub/c.txt", secretName} {
-		data := strings.Repeat(fmt.Sprintf("line %d of file %s\n", i, name), 2000+i*500)
-		require.NoError(t, os.WriteFile(filepath.Join(f.source, name), []byte(data), 0o644))
+		files[name] = strings.Repeat(fmt.Sprintf("line %d of file %s\n", i, name), 2000+i*500)
 	}
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
-jurisdictions:
-  - name: EU
-    regions: [eu-west-1]
-keys:
-  - name: eu-kek
-    jurisdiction: EU
-    provider: local
-    path: %s
-locations:
-  - name: eu-primary
-    provider: local
-    path: %s
-    region: eu-west-1
-policies:
-  - name: eu-only
-    home: EU
-tiers:
-  - name: tier1
-    level: 1
-    rpo: 15m
-    rto: 1h
-    backup_every: 5m
-datasets:
-  - name: files
-    classification: internal
-    policy: eu-only
-    tier: tier1
-    primary: eu-primary
-    source:
-      type: directory
-      path: %s
-`, filepath.Join(root, "keys", "eu.keyring"), f.storeRoot, f.source)))
-	require.NoError(t, err)
-	f.cfg = cfg
+	d := testdeploy.New(t, testdeploy.Options{Files: files})
+	f := fixture{
+		cfg:       d.Config,
+		stateDir:  filepath.Join(d.Root, "state"),
+		storeRoot: d.StoreRoot,
+		source:    d.Source,
+		scratch:   filepath.Join(d.Root, "scratch"),
+	}
 	return f
 }
 

@@ -4,10 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,63 +17,16 @@ import (
 
 	"github.com/drflow/drflow/activities"
 	"github.com/drflow/drflow/internal/config"
+	"github.com/drflow/drflow/internal/testdeploy"
 	"github.com/drflow/drflow/internal/testservers"
 	"github.com/drflow/drflow/workflows"
 )
 
-// writeFilesConfig writes a one-region configuration with a local store and a directory
-// dataset "files" of three small files, and returns its path.
+// writeFilesConfig writes a one-region configuration with datasets "files" and "more-files"
+// and returns its path.
 func writeFilesConfig(t *testing.T) string {
 	t.Helper()
-	root := t.TempDir()
-	src := filepath.Join(root, "source")
-	require.NoError(t, os.MkdirAll(filepath.Join(src, "sub"), 0o755))
-	for i, name := range []string{"a.txt", "sub/b.txt", "c.bin"} {
-		require.NoError(t, os.WriteFile(filepath.Join(src, name), []byte(strings.Repeat(fmt.Sprintf("row %d\n", i), 1000)), 0o644))
-	}
-	path := filepath.Join(root, "drflow.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(`
-jurisdictions:
-  - name: EU
-    regions: [eu-west-1]
-keys:
-  - name: eu-kek
-    jurisdiction: EU
-    provider: local
-    path: keys/eu.keyring
-locations:
-  - name: eu-primary
-    provider: local
-    path: stores/eu-primary
-    region: eu-west-1
-policies:
-  - name: eu-only
-    home: EU
-tiers:
-  - name: tier1
-    level: 1
-    rpo: 15m
-    rto: 1h
-    backup_every: 5m
-datasets:
-  - name: files
-    classification: internal
-    policy: eu-only
-    tier: tier1
-    primary: eu-primary
-    source:
-      type: directory
-      path: source
-  - name: more-files
-    classification: internal
-    policy: eu-only
-    tier: tier1
-    primary: eu-primary
-    source:
-      type: directory
-      path: source
-`), 0o644))
-	return path
+	return testdeploy.New(t, testdeploy.Options{Datasets: []string{"files", "more-files"}}).ConfigPath
 }
 
 // freeAddr returns a 127.0.0.1 address that nothing listens on.

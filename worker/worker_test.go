@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
+	"github.com/drflow/drflow/internal/testdeploy"
 	"github.com/drflow/drflow/internal/testservers"
 	"github.com/drflow/drflow/workflows"
 )
@@ -42,51 +42,11 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// writeConfig writes a one-region configuration with a local store and a directory dataset
-// "files" of three small files, and returns its path.
+// writeConfig writes a one-region configuration with the directory dataset "files" and
+// returns its path.
 func writeConfig(t *testing.T) string {
 	t.Helper()
-	root := t.TempDir()
-	src := filepath.Join(root, "source")
-	require.NoError(t, os.MkdirAll(filepath.Join(src, "sub"), 0o755))
-	for i, name := range []string{"a.txt", "sub/b.txt", "c.bin"} {
-		require.NoError(t, os.WriteFile(filepath.Join(src, name), []byte(strings.Repeat(fmt.Sprintf("row %d\n", i), 1000)), 0o644))
-	}
-	path := filepath.Join(root, "drflow.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(`
-jurisdictions:
-  - name: EU
-    regions: [eu-west-1]
-keys:
-  - name: eu-kek
-    jurisdiction: EU
-    provider: local
-    path: keys/eu.keyring
-locations:
-  - name: eu-primary
-    provider: local
-    path: stores/eu-primary
-    region: eu-west-1
-policies:
-  - name: eu-only
-    home: EU
-tiers:
-  - name: tier1
-    level: 1
-    rpo: 15m
-    rto: 1h
-    backup_every: 5m
-datasets:
-  - name: files
-    classification: internal
-    policy: eu-only
-    tier: tier1
-    primary: eu-primary
-    source:
-      type: directory
-      path: source
-`), 0o644))
-	return path
+	return testdeploy.New(t, testdeploy.Options{}).ConfigPath
 }
 
 func TestRunUnreachableTemporal(t *testing.T) {

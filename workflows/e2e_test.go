@@ -3,7 +3,6 @@ package workflows
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,7 +16,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/drflow/drflow/activities"
-	"github.com/drflow/drflow/internal/config"
+	"github.com/drflow/drflow/internal/testdeploy"
 	"github.com/drflow/drflow/internal/testservers"
 )
 
@@ -27,46 +26,12 @@ func TestEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	root := t.TempDir()
-	src := filepath.Join(root, "source")
-	require.NoError(t, os.MkdirAll(filepath.Join(src, "sub"), 0o755))
+	files := map[string]string{}
 	for i, name := range []string{"a.txt", "sub/b.txt", "c.bin"} {
-		require.NoError(t, os.WriteFile(filepath.Join(src, name), []byte(strings.Repeat(fmt.Sprintf("row %d\n", i), 5000)), 0o644))
+		files[name] = strings.Repeat(fmt.Sprintf("row %d\n", i), 5000)
 	}
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
-jurisdictions:
-  - name: EU
-    regions: [eu-west-1]
-keys:
-  - name: eu-kek
-    jurisdiction: EU
-    provider: local
-    path: %s
-locations:
-  - name: eu-primary
-    provider: local
-    path: %s
-    region: eu-west-1
-policies:
-  - name: eu-only
-    home: EU
-tiers:
-  - name: tier1
-    level: 1
-    rpo: 15m
-    rto: 1h
-    backup_every: 5m
-datasets:
-  - name: e2e-files
-    classification: internal
-    policy: eu-only
-    tier: tier1
-    primary: eu-primary
-    source:
-      type: directory
-      path: %s
-`, filepath.Join(root, "keys", "eu.keyring"), filepath.Join(root, "stores", "eu-primary"), src)))
-	require.NoError(t, err)
+	d := testdeploy.New(t, testdeploy.Options{Datasets: []string{"e2e-files"}, Files: files})
+	root, cfg := d.Root, d.Config
 
 	acts, err := activities.New(ctx, cfg, activities.Options{StateDir: filepath.Join(root, "state"), Logger: zaptest.NewLogger(t)})
 	require.NoError(t, err)

@@ -1,0 +1,116 @@
+// Package testdeploy writes the small single-region drflow deployment that tests of the
+// activities, workflows, worker and command line run against: one EU region, a local keyring,
+// one local store and directory datasets over a few files.
+package testdeploy
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/drflow/drflow/internal/config"
+)
+
+// Deployment is what New wrote.
+type Deployment struct {
+	// Root holds everything; tests may put state and scratch directories below it.
+	Root       string
+	ConfigPath string
+	// Config is ConfigPath loaded, with its relative paths resolved against Root.
+	Config *config.Config
+	// Source is the directory every dataset backs up.
+	Source string
+	// StoreRoot is the directory of the store "eu-primary".
+	StoreRoot string
+}
+
+// Options tune New.
+type Options struct {
+	// Datasets are the datasets to configure, all backing up Source (default: "files").
+	Datasets []string
+	// Files maps slash paths under Source to their content (default: three small files).
+	Files map[string]string
+}
+
+// New writes the deployment into a fresh temporary directory.
+func New(t testing.TB, opts Options) Deployment {
+	t.Helper()
+	if len(opts.Datasets) == 0 {
+		opts.Datasets = []string{"files"}
+	}
+	if opts.Files == nil {
+		opts.Files = map[string]string{}
+		for i, name := range []string{"a.txt", "sub/b.txt", "c.bin"} {
+			opts.Files[name] = strings.Repeat(fmt.Sprintf("row %d\n", i), 1000)
+		}
+	}
+	root := t.TempDir()
+	d := Deployment{
+		Root:       root,
+		ConfigPath: filepath.Join(root, "drflow.yaml"),
+		Source:     filepath.Join(root, "source"),
+		StoreRoot:  filepath.Join(root, "stores", "eu-primary"),
+	}
+	names := make([]string, 0, len(opts.Files))
+	for name := range opts.Files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		path := filepath.Join(d.Source, filepath.FromSlash(name))
+		must(t, os.MkdirAll(filepath.Dir(path), 0o755))
+		must(t, os.WriteFile(path, []byte(opts.Files[name]), 0o644))
+	}
+
+	var yaml strings.Builder
+	yaml.WriteString(`jurisdictions:
+  - name: EU
+    regions: [eu-west-1]
+keys:
+  - name: eu-kek
+    jurisdiction: EU
+    provider: local
+    path: keys/eu.keyring
+locations:
+  - name: eu-primary
+    provider: local
+    path: stores/eu-primary
+    region: eu-west-1
+policies:
+  - name: eu-only
+    home: EU
+tiers:
+  - name: tier1
+    level: 1
+    rpo: 15m
+    rto: 1h
+    backup_every: 5m
+datasets:
+`)
+	for _, ds := range opts.Datasets {
+		fmt.Fprintf(&yaml, `  - name: %s
+    classification: internal
+    policy: eu-only
+    tier: tier1
+    primary: eu-primary
+    source:
+      type: directory
+      path: source
+`, ds)
+	}
+	must(t, os.WriteFile(d.ConfigPath, []byte(yaml.String()), 0o644))
+	cfg, err := config.Load(d.ConfigPath)
+	must(t, err)
+	d.Config = cfg
+	return d
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("test deployment: %v", err)
+	}
+}
