@@ -65,7 +65,8 @@ type Options struct {
 }
 
 // New opens what the activities of opts.Region (or of every region) need:
-//   - the store of every location in the region(s);
+//   - the store of every location in the region(s), and of every replica location of a
+//     dataset whose primary is in the region(s) (the copies are written from home);
 //   - one audit log. With a Region, it is that region's log ("audit/<region>/") on the
 //     region's first configured location, signed with StateDir/audit/<region>.key. Serving
 //     every region, it is one log for the whole machine, named after the first region that
@@ -120,9 +121,22 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Activities, er
 		}
 	}()
 
+	// A region's worker also writes the replicas of the datasets homed there: Replicate runs
+	// on the home region's queue, because only the home worker holds the data key and the
+	// policy check must happen before the bytes leave. It needs write credentials for those
+	// replica locations and nothing else outside its region.
+	replicaTargets := map[string]bool{}
+	for _, ds := range cfg.Datasets {
+		if home, ok := cfg.Location(ds.Primary); ok && served[home.Region] {
+			for _, r := range ds.Replicas {
+				replicaTargets[r] = true
+			}
+		}
+	}
+
 	var auditLoc config.Location
 	for _, loc := range cfg.Locations {
-		if !served[loc.Region] {
+		if !served[loc.Region] && !replicaTargets[loc.Name] {
 			continue
 		}
 		st, err := stores.Open(ctx, loc)
@@ -130,7 +144,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Activities, er
 			return nil, fmt.Errorf("activities: %w", err)
 		}
 		a.Stores[loc.Name] = st
-		if auditLoc.Name == "" && (opts.Region == "" || loc.Region == opts.Region) {
+		if auditLoc.Name == "" && served[loc.Region] {
 			auditLoc = loc
 		}
 	}

@@ -27,6 +27,11 @@ type PlanResult struct {
 	// RPO and RTO are the tier's objectives (JSON: nanoseconds).
 	RPO time.Duration `json:"rpo"`
 	RTO time.Duration `json:"rto"`
+	// Replicas are the dataset's replica locations, in configuration order; Replication
+	// is the tier's mode (sync: a backup is complete once every replica holds it; async:
+	// once the primary does).
+	Replicas    []string `json:"replicas"`
+	Replication string   `json:"replication"`
 }
 
 // Plan runs on the control task queue: it needs only the configuration.
@@ -48,6 +53,8 @@ func (a *Activities) Plan(_ context.Context, in PlanInput) (PlanResult, error) {
 		TierLevel:    tier.Level,
 		RPO:          tier.RPO,
 		RTO:          tier.RTO,
+		Replicas:     append([]string{}, ds.Replicas...),
+		Replication:  string(tier.Replication),
 	}, nil
 }
 

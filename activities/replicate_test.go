@@ -359,3 +359,30 @@ func TestReplicateNotServed(t *testing.T) {
 	_, err = replicate(a, ReplicateActivityInput{Dataset: "files", Point: "latest", Location: "eu-replica", Mode: "full"})
 	assertNonRetryable(t, err, ErrTypeInvalidInput)
 }
+
+// A region's worker opens its own region's stores and the replica locations of the datasets
+// homed there, which Replicate writes from home, and nothing else.
+func TestRegionWorkerOpensReplicaTargetsOfItsDatasets(t *testing.T) {
+	f := newReplFixture(t)
+	tests := []struct {
+		region string
+		want   []string
+	}{
+		{"eu-west-1", []string{"ap-catalog", "eu-primary", "eu-replica", "us-replica"}},
+		{"us-east-1", []string{"us-replica"}},
+		{"cn-north-1", []string{"cn-replica"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.region, func(t *testing.T) {
+			a, err := New(context.Background(), f.cfg, Options{Region: tt.region, StateDir: filepath.Join(f.stateDir, tt.region),
+				Logger: zaptest.NewLogger(t)})
+			require.NoError(t, err)
+			t.Cleanup(func() { assert.NoError(t, a.Close(context.Background())) })
+			var got []string
+			for name := range a.Stores {
+				got = append(got, name)
+			}
+			assert.ElementsMatch(t, tt.want, got)
+		})
+	}
+}

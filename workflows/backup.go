@@ -5,14 +5,16 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/drflow/drflow/activities"
+	"github.com/drflow/drflow/internal/config"
 )
 
 // BackupWorkflow writes a new restore point of a dataset on its primary location and
 // measures the RPO exposure it closed: workflow.Now once the point is durable minus the
 // data_as_of of the newest point before it (BackupRPO).
 //
-// Replication to replicas is not part of this workflow yet, so the point counts as durable
-// once the primary holds it, whatever the tier's replication mode; Replicas is empty.
+// The point is then copied to the dataset's replicas (replicateAll). For a sync tier it
+// counts as durable only once every replica holds it, so the copies are part of the RPO
+// exposure; for an async tier it is durable once the primary holds it.
 func BackupWorkflow(ctx workflow.Context, in BackupInput) (BackupResult, error) {
 	if err := in.Validate(); err != nil {
 		return BackupResult{}, invalidInput(err)
@@ -53,6 +55,15 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (BackupResult, error) 
 	}
 
 	durable := workflow.Now(ctx)
+	prog.phase("replicate")
+	replicas, err := replicateAll(ctx, in.Dataset, out.Point, plan)
+	if err != nil {
+		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttrObjectivesMet.ValueSet(false))
+		return BackupResult{}, err
+	}
+	if plan.Replication == string(config.ReplicationSync) {
+		durable = workflow.Now(ctx)
+	}
 	hasPrevious := out.PreviousPoint != ""
 	exposure, known := BackupRPO(durable, out.PreviousDataAsOf, hasPrevious)
 	if hasPrevious {
@@ -74,7 +85,8 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (BackupResult, error) 
 		BytesUploaded:       out.BytesUploaded,
 		ChunksNew:           out.ChunksNew,
 		ChunksReused:        out.ChunksReused,
-		Replicas:            []ReplicaResult{},
+		Replication:         plan.Replication,
+		Replicas:            replicas,
 		WorkflowID:          info.WorkflowExecution.ID,
 	}
 	updates := []temporal.SearchAttributeUpdate{SearchAttrObjectivesMet.ValueSet(res.ObjectivesMet())}

@@ -77,8 +77,11 @@ type BackupResult struct {
 	ChunksNew     int64 `json:"chunks_new"`
 	ChunksReused  int64 `json:"chunks_reused"`
 
-	Replicas   []ReplicaResult `json:"replicas"`
-	WorkflowID string          `json:"workflow_id"`
+	// Replication is the tier's mode: "sync" (the point counted as durable once every
+	// replica held it, so RPO includes the copies) or "async" (once the primary held it).
+	Replication string          `json:"replication"`
+	Replicas    []ReplicaResult `json:"replicas"`
+	WorkflowID  string          `json:"workflow_id"`
 }
 
 // ObjectivesMet is the value of SearchAttrObjectivesMet for the run.
@@ -101,14 +104,28 @@ func (in ReplicateInput) Validate() error {
 	return v.err()
 }
 
+// Values of ReplicaResult.Status.
+const (
+	// ReplicaCopied: the location holds the restore point.
+	ReplicaCopied = "copied"
+	// ReplicaStarted: an async tier's backup started the copy and did not wait for it; its
+	// ReplicateWorkflow (WorkflowID) reports the outcome.
+	ReplicaStarted = "started"
+)
+
 // ReplicaResult is one copy of a restore point.
 type ReplicaResult struct {
 	Location     string `json:"location"`
-	Jurisdiction string `json:"jurisdiction"`
-	// Mode is what the residency policy allowed there: full, encrypted or metadata.
-	Mode          config.CopyMode `json:"mode"`
+	Jurisdiction string `json:"jurisdiction,omitempty"`
+	// Mode is what the residency policy allowed there: full, encrypted or metadata. Empty
+	// while a started copy has not reported.
+	Mode          config.CopyMode `json:"mode,omitempty"`
 	ObjectsCopied int64           `json:"objects_copied"`
 	BytesCopied   int64           `json:"bytes_copied"`
+	// Status is ReplicaCopied or ReplicaStarted; set by BackupWorkflow.
+	Status string `json:"status,omitempty"`
+	// WorkflowID is the ReplicateWorkflow that made (or is making) the copy.
+	WorkflowID string `json:"workflow_id,omitempty"`
 }
 
 // DrillInput starts a restore drill: restore a restore point into a scratch target, verify it,
