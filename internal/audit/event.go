@@ -18,6 +18,10 @@ const (
 	KindRestore      = "restore"
 	KindHold         = "legal_hold"
 	KindDrill        = "drill"
+	// KindPrune is a restore point deleted by retention (ok) or kept by a hold (denied).
+	KindPrune = "restore_point.pruned"
+	// KindGC is a garbage collection of a dataset's unreferenced packs.
+	KindGC = "gc"
 )
 
 // Outcomes.

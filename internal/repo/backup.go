@@ -211,6 +211,7 @@ type backup struct {
 	opts   BackupOptions
 	runID  string
 	keyFor *keyCache
+	lease  *leaseHolder
 
 	dk       *keys.DataKey
 	idx      *chunkIndex
@@ -267,6 +268,15 @@ func (b *backup) execute(ctx context.Context, src sources.Source) (BackupResult,
 	b.durableCh = make(chan packDone, maxInflightPacks+1)
 	b.lastCP = r.now()
 
+	// The lease comes before anything is read: while it lives, GC deletes no pack that this
+	// backup may deduplicate against, nor this run's checkpoint.
+	lease, err := r.acquireLease(ctx, b.runID)
+	if err != nil {
+		return res, err
+	}
+	defer lease.release(ctx)
+	b.lease = lease
+
 	cp, err := r.loadCheckpoint(ctx, b.runID, b.keyFor)
 	if err != nil && !errors.Is(err, ErrFormat) && !errors.Is(err, keys.ErrIntegrity) {
 		return res, err // unreadable now (storage, revoked key): retrying may help, or not
@@ -300,8 +310,17 @@ func (b *backup) execute(ctx context.Context, src sources.Source) (BackupResult,
 	res.KeyEpoch = b.dk.Epoch()
 
 	b.report(PhaseIndex, true)
+	// Condemned packs may be deleted by the next GC: this backup must not reuse their
+	// chunks. The lease then records which condemned lists it has seen.
+	condemned, seen, err := r.loadCondemned(ctx)
+	if err != nil {
+		return res, err
+	}
+	if err := lease.refresh(ctx, seen); err != nil {
+		return res, err
+	}
 	epoch := b.dk.Epoch()
-	b.idx, err = r.loadIndex(ctx, b.keyFor, func(e uint32) bool { return e == epoch }, nil)
+	b.idx, err = r.loadIndex(ctx, b.keyFor, func(e uint32) bool { return e == epoch }, func(id packID) bool { return !condemned[id] }, nil)
 	if err != nil {
 		return res, err
 	}
@@ -922,6 +941,10 @@ func (b *backup) finish(ctx context.Context, src sources.Source, snap sources.Sn
 	}
 	header := sealFrame(nil, b.dk, b.enc, b.mw.base, 0, false, hj)
 
+	// A lease that lapsed may have let GC delete a pack this point reuses: no manifest then.
+	if err := b.lease.confirm(ctx); err != nil {
+		return b.result(res), err
+	}
 	sum, size, err := b.writeManifest(ctx, header, final)
 	if err != nil {
 		return b.result(res), err

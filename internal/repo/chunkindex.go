@@ -154,13 +154,32 @@ func listIndexes(ctx context.Context, st providers.Store, dataset string, log *z
 }
 
 // loadIndex reads every pack index of the dataset, in parallel, keeping the packs sealed under
-// an epoch that want accepts (nil: all). progress, if set, is called after each index.
-func (r *Repo) loadIndex(ctx context.Context, keyFor *keyCache, want func(uint32) bool, progress func(done, total int)) (*chunkIndex, error) {
-	ids, err := listIndexes(ctx, r.store, r.dataset, r.log)
-	if err != nil {
+// an epoch that want accepts (nil: all) and that use accepts (nil: all). progress, if set,
+// is called after each index. An index deleted after the listing belonged to a pack that GC
+// collected.
+func (r *Repo) loadIndex(ctx context.Context, keyFor *keyCache, want func(uint32) bool, use func(packID) bool, progress func(done, total int)) (*chunkIndex, error) {
+	x := newChunkIndex()
+	if err := r.loadIndexInto(ctx, x, keyFor, want, use, progress); err != nil {
 		return nil, err
 	}
-	x := newChunkIndex()
+	return x, nil
+}
+
+// loadIndexInto is loadIndex into an existing index, whose chunks keep their locations.
+func (r *Repo) loadIndexInto(ctx context.Context, x *chunkIndex, keyFor *keyCache, want func(uint32) bool, use func(packID) bool, progress func(done, total int)) error {
+	ids, err := listIndexes(ctx, r.store, r.dataset, r.log)
+	if err != nil {
+		return err
+	}
+	if use != nil {
+		kept := ids[:0]
+		for _, id := range ids {
+			if use(id) {
+				kept = append(kept, id)
+			}
+		}
+		ids = kept
+	}
 	next := make(chan packID)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -180,14 +199,17 @@ func (r *Repo) loadIndex(ctx context.Context, keyFor *keyCache, want func(uint32
 		g.Go(func() error {
 			for id := range next {
 				obj, err := readSmall(gctx, r.store, indexKey(r.dataset, id), maxIndexObject)
-				if err != nil {
+				if err != nil && !isNotFound(err) {
 					return fmt.Errorf("load pack index: %w", err)
 				}
-				epoch, err := parsePreamble(obj, magicIndex)
-				if err != nil {
-					return fmt.Errorf("pack index %s: %w", id, err)
+				found := err == nil
+				var epoch uint32
+				if found {
+					if epoch, err = parsePreamble(obj, magicIndex); err != nil {
+						return fmt.Errorf("pack index %s: %w", id, err)
+					}
 				}
-				if want == nil || want(epoch) {
+				if found && (want == nil || want(epoch)) {
 					_, entries, err := openIndex(obj, id, keyFor.get)
 					if err != nil {
 						return err
@@ -204,8 +226,5 @@ func (r *Repo) loadIndex(ctx context.Context, keyFor *keyCache, want func(uint32
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	return x, nil
+	return g.Wait()
 }

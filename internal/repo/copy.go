@@ -167,6 +167,9 @@ func (c *copier) run(ctx context.Context, pointID string, res *CopyResult) error
 			if havePack[pk] {
 				c.skipped.Add(1)
 			} else if _, err := c.copyObject(gctx, pk, nil); err != nil {
+				if isNotFound(err) && c.collected(gctx, ik) {
+					return nil
+				}
 				return err
 			}
 			if haveIdx[ik] {
@@ -174,6 +177,11 @@ func (c *copier) run(ctx context.Context, pointID string, res *CopyResult) error
 				return nil
 			}
 			_, err := c.copyObject(gctx, ik, nil)
+			if isNotFound(err) {
+				// Collected by GC after the listing: no point references it. The pack copied
+				// without it is garbage for the destination's GC.
+				return nil
+			}
 			return err
 		})
 	}
@@ -191,6 +199,13 @@ func (c *copier) run(ctx context.Context, pointID string, res *CopyResult) error
 	}
 	res.ManifestHash = sum
 	return nil
+}
+
+// collected reports whether GC deleted a pack since its index was listed: GC deletes the
+// index first, so a pack missing without its index was collected, not lost.
+func (c *copier) collected(ctx context.Context, indexKey string) bool {
+	_, err := c.src.Stat(ctx, indexKey)
+	return isNotFound(err)
 }
 
 // copyManifest copies a manifest unless the destination has it; a different object under

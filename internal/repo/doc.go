@@ -1,8 +1,9 @@
 // Package repo is drflow's backup repository: content-defined, deduplicated, compressed and
 // client-side encrypted restore points of one dataset inside one location's providers.Store.
 // It writes restore points (Backup), lists and describes them (Points, Manifest), restores and
-// verifies them (Restore, Verify), and replicates them as ciphertext (Copy) or as a catalog
-// entry without content (CopyMetadata).
+// verifies them (Restore, Verify), replicates them as ciphertext (Copy) or as a catalog
+// entry without content (CopyMetadata), and removes the points a retention policy does not
+// keep (Prune) and the chunks no point needs any more (GC).
 //
 // # Layout (format version 1)
 //
@@ -14,6 +15,8 @@
 //	points/<point id>         manifests, written last with a conditional create
 //	checkpoints/<run>/state   the sealed resume state of a running backup
 //	checkpoints/<run>/frames/<n>  entry frames of that backup's manifest, already sealed
+//	leases/<run>              a running backup's lease (plain JSON), see Garbage collection
+//	condemned/<list>          packs a GC found unreferenced (plain JSON), see Garbage collection
 //	catalog/<point id>.json   catalog entries (CopyMetadata), in metadata-only locations
 //
 // A pack ID is 16 random bytes in hex (packs are streamed before their content is known). A
@@ -43,7 +46,7 @@
 // length, plaintext length uint32 BE, flags byte), AAD = domain || preamble || pack ID).
 // Packs are streamed into Store.Put through an io.Pipe, at most two uploads in flight; a pack
 // counts as durable once its index object is written too. A pack without an index (a crash
-// between the two) is unreferenced garbage for a future prune.
+// between the two) is garbage for GC.
 //
 // # Manifests
 //
@@ -110,7 +113,8 @@
 // # Copy
 //
 // Copy needs no keys: it copies the packs and indexes the destination lacks (all of the
-// dataset's: which packs a point uses is sealed in its manifest), then the wrapped key
+// dataset's: which packs a point uses is sealed in its manifest; a pack GC deletes meanwhile
+// is skipped), then the wrapped key
 // objects (replacing ones that differ), then the manifest last. CopyMetadata writes a catalog
 // entry with counts, sizes and the manifest's SHA-256 — no names, keys or content.
 package repo

@@ -12,6 +12,11 @@ import (
 // understands (unknown magic or version). Retrying cannot fix it.
 var ErrFormat = errors.New("unsupported repository format")
 
+// ErrPackCollected fails a restore or verify that loaded the index before a GC deleted a pack
+// holding a duplicate copy of a chunk it needs (possible only for a read that runs longer
+// than the GC grace period). Nothing is damaged: a retry reads the copy GC kept.
+var ErrPackCollected = errors.New("pack collected by garbage collection during the read; retry")
+
 // IntegrityError is a chunk that a restore or verify could not prove intact: its pack is
 // missing or truncated, its ciphertext fails authentication, it decompresses badly, or its
 // plaintext does not hash to its ID. It names the entry path, which is customer data: the

@@ -111,7 +111,7 @@ func (r *Repo) openReader(ctx context.Context, pointID string, concurrency int) 
 		cleanup()
 		return nil, nil, err
 	}
-	idx, err := r.loadIndex(ctx, keyFor, nil, nil)
+	idx, err := r.loadReadIndex(ctx, keyFor)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -119,6 +119,20 @@ func (r *Repo) openReader(ctx context.Context, pointID string, concurrency int) 
 	rd := &reader{r: r, ms: ms, idx: idx, keyFor: keyFor, dec: dec, window: semaphore.NewWeighted(readWindow),
 		manifestHash: h}
 	return rd, cleanup, nil
+}
+
+// loadReadIndex loads every pack index for reading, condemned packs last: a chunk that has a
+// copy outside them is read from that copy, which GC keeps.
+func (r *Repo) loadReadIndex(ctx context.Context, keyFor *keyCache) (*chunkIndex, error) {
+	condemned, _, err := r.loadCondemned(ctx)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := r.loadIndex(ctx, keyFor, nil, func(id packID) bool { return !condemned[id] }, nil)
+	if err != nil || len(condemned) == 0 {
+		return idx, err
+	}
+	return idx, r.loadIndexInto(ctx, idx, keyFor, nil, func(id packID) bool { return condemned[id] }, nil)
 }
 
 // start runs planner and fetchers until the manifest is exhausted or ctx is done. The caller
@@ -284,6 +298,13 @@ func (rd *reader) fetchGroup(ctx context.Context, g *fetchGroup) int64 {
 	defer pool.put(buf)
 	rc, err := rd.r.store.Get(ctx, packKey(rd.r.dataset, g.pack.id), providers.GetOptions{Range: &providers.ByteRange{Offset: g.off, Length: n}})
 	switch {
+	case errors.Is(err, providers.ErrNotFound) && rd.collected(ctx, g.pack.id):
+		// Not damage: a GC deleted a duplicate copy after this restore loaded the index.
+		for _, f := range g.chunks {
+			f.err = fmt.Errorf("%w: pack %s", ErrPackCollected, g.pack.id)
+			close(f.done)
+		}
+		return 0
 	case errors.Is(err, providers.ErrNotFound):
 		fail("pack missing", err)
 		return 0
@@ -319,6 +340,13 @@ func (rd *reader) fetchGroup(ctx context.Context, g *fetchGroup) int64 {
 		close(f.done)
 	}
 	return int64(got)
+}
+
+// collected reports whether a pack's index is gone too: GC deletes the index first, so a
+// missing pack without its index was collected, not lost.
+func (rd *reader) collected(ctx context.Context, id packID) bool {
+	_, err := rd.r.store.Stat(ctx, indexKey(rd.r.dataset, id))
+	return isNotFound(err)
 }
 
 // openBlob authenticates, decompresses and checks one blob; nothing it returns is unverified.

@@ -32,6 +32,9 @@ type Options struct {
 	// Concurrency is the number of workers that hash, compress and seal chunks, and of
 	// parallel range reads on restore; 0 means GOMAXPROCS.
 	Concurrency int
+	// LeaseTTL is how long a backup lease lives unrefreshed (see doc.go, "Garbage
+	// collection"); 0 means DefaultLeaseTTL. Backups and GC of a dataset must agree on it.
+	LeaseTTL time.Duration
 }
 
 // defaultCheckpointEvery is the least time between two checkpoints of a backup. A crash
@@ -52,6 +55,7 @@ type Repo struct {
 	// Tuning that tests shrink; constants otherwise.
 	packTarget      int
 	checkpointEvery time.Duration
+	leaseTTL        time.Duration
 	now             func() time.Time
 }
 
@@ -73,7 +77,11 @@ func Open(opts Options) (*Repo, error) {
 		pool:            &bufPool{},
 		packTarget:      defaultPackTarget,
 		checkpointEvery: defaultCheckpointEvery,
+		leaseTTL:        opts.LeaseTTL,
 		now:             time.Now,
+	}
+	if r.leaseTTL <= 0 {
+		r.leaseTTL = DefaultLeaseTTL
 	}
 	if r.log == nil {
 		r.log = zap.NewNop()
@@ -176,13 +184,18 @@ func listPoints(ctx context.Context, st providers.Store, dataset string, log *za
 	if err != nil {
 		return nil, fmt.Errorf("list restore points of %s: %w", dataset, err)
 	}
+	sortPoints(points)
+	return points, nil
+}
+
+// sortPoints orders points oldest first (ties by ID).
+func sortPoints(points []PointInfo) {
 	sort.SliceStable(points, func(i, j int) bool {
 		if !points[i].DataAsOf.Equal(points[j].DataAsOf) {
 			return points[i].DataAsOf.Before(points[j].DataAsOf)
 		}
 		return points[i].ID < points[j].ID
 	})
-	return points, nil
 }
 
 // Manifest reads the header of a restore point's manifest (its first frame only).

@@ -176,7 +176,7 @@ func corruptFixture(t *testing.T) (*fixture, BackupResult, string, keys.ChunkID,
 	dk, err := f.keys.key("customers", 1)
 	require.NoError(t, err)
 	id := dk.ChunkID(content)
-	idx, err := f.repo.loadIndex(context.Background(), newKeyCache(context.Background(), f.keys, f.store, "customers"), nil, nil)
+	idx, err := f.repo.loadIndex(context.Background(), newKeyCache(context.Background(), f.keys, f.store, "customers"), nil, nil, nil)
 	require.NoError(t, err)
 	loc, pack, ok := idx.lookup(id)
 	require.True(t, ok)
