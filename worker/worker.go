@@ -216,6 +216,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) (err error) {
 		w.RegisterWorkflow(workflows.BackupWorkflow)
 		w.RegisterWorkflow(workflows.RestoreDrillWorkflow)
 		w.RegisterWorkflow(workflows.ReplicateWorkflow)
+		w.RegisterWorkflow(workflows.RetentionWorkflow)
 		w.RegisterActivity(acts)
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("start worker on task queue %s (namespace %s): %w", q, o.namespace, err)

@@ -1,0 +1,114 @@
+package activities
+
+import (
+	"context"
+
+	"go.temporal.io/sdk/activity"
+	"go.uber.org/zap"
+
+	"github.com/drflow/drflow/internal/repo"
+)
+
+// RetentionActivityInput prunes one dataset in one location and collects its garbage.
+type RetentionActivityInput struct {
+	Dataset string `json:"dataset"`
+	// Location is where to prune; empty for the dataset's primary.
+	Location string `json:"location,omitempty"`
+}
+
+// HeldPoint is a restore point that retention would prune but a hold keeps.
+type HeldPoint struct {
+	Point  string `json:"point"`
+	Reason string `json:"reason"` // e.g. "legal hold"
+}
+
+// RetentionActivityResult is what Retention kept, pruned and freed. Points are restore point
+// IDs, oldest first.
+type RetentionActivityResult struct {
+	Location string      `json:"location"`
+	Kept     []string    `json:"kept"`
+	Pruned   []string    `json:"pruned"`
+	Held     []HeldPoint `json:"held"`
+	// The garbage collection: packs newly condemned, waiting for their grace period (or for
+	// a backup that started before they were condemned), and deleted.
+	PacksCondemned  int   `json:"packs_condemned"`
+	PacksWaiting    int   `json:"packs_waiting"`
+	PacksDeleted    int   `json:"packs_deleted"`
+	ChunksCollected int64 `json:"chunks_collected"`
+	BytesFreed      int64 `json:"bytes_freed"`
+	// UnreferencedBytes sit in packs that also hold live chunks: only a repack frees them.
+	UnreferencedBytes  int64 `json:"unreferenced_bytes"`
+	CheckpointsDeleted int   `json:"checkpoints_deleted"`
+}
+
+// RetentionProgress is the heartbeat detail of Retention: the phase ("prune" or "gc") and how
+// many of its objects (restore points to prune; manifests, checkpoints and packs to examine)
+// are done.
+type RetentionProgress struct {
+	Phase string `json:"phase"`
+	Done  int64  `json:"done"`
+	Total int64  `json:"total"`
+}
+
+// Retention applies the retention rules of the dataset's tier in a location (its primary by
+// default): it deletes the restore points the rules do not keep, except those under legal
+// hold or retention lock, then runs a garbage collection that condemns the packs no point
+// needs and deletes those condemned by an earlier run (see internal/repo, "Retention and
+// garbage collection"). It runs on the task queue of the location's region.
+func (a *Activities) Retention(ctx context.Context, in RetentionActivityInput) (RetentionActivityResult, error) {
+	var out RetentionActivityResult
+	ds, loc, err := a.lookup(in.Dataset, in.Location)
+	if err != nil {
+		return out, err
+	}
+	tier, ok := a.Config.Tier(ds.Tier)
+	if !ok {
+		return out, nonRetryable(ErrTypeNotFound, "dataset %s: tier %q is not configured", ds.Name, ds.Tier)
+	}
+	policy := repo.RetentionPolicy{KeepLast: tier.Retention.KeepLast, KeepDaily: tier.Retention.KeepDaily,
+		KeepWeekly: tier.Retention.KeepWeekly, KeepMonthly: tier.Retention.KeepMonthly}
+	if err := policy.Validate(); err != nil {
+		return out, nonRetryable(ErrTypeInvalidInput, "tier %s of dataset %s: %v", tier.Name, ds.Name, err)
+	}
+	r, err := a.repo(ds, loc)
+	if err != nil {
+		return out, err
+	}
+	log := a.logger().With(zap.String("dataset", ds.Name), zap.String("location", loc.Name))
+	out.Location = loc.Name
+	heartbeat := func(p repo.Progress) {
+		if activity.IsActivity(ctx) {
+			activity.RecordHeartbeat(ctx, RetentionProgress{Phase: p.Phase, Done: p.EntriesDone, Total: p.EntriesTotal})
+		}
+	}
+
+	pr, err := r.Prune(ctx, policy, repo.PruneOptions{Actor: actor(ctx), Progress: heartbeat})
+	if err != nil {
+		log.Warn("prune failed", zap.String("class", errorClass(err)))
+		return out, classify(err)
+	}
+	out.Kept, out.Pruned, out.Held = []string{}, []string{}, []HeldPoint{}
+	for _, p := range pr.Kept {
+		out.Kept = append(out.Kept, p.ID)
+	}
+	for _, p := range pr.Pruned {
+		out.Pruned = append(out.Pruned, p.ID)
+	}
+	for _, h := range pr.Held {
+		out.Held = append(out.Held, HeldPoint{Point: h.ID, Reason: h.Reason})
+	}
+
+	gr, err := r.GC(ctx, repo.GCOptions{Actor: actor(ctx), Progress: heartbeat})
+	if err != nil {
+		log.Warn("garbage collection failed", zap.String("class", errorClass(err)), zap.Int("pruned", len(out.Pruned)))
+		return out, classify(err)
+	}
+	out.PacksCondemned, out.PacksWaiting, out.PacksDeleted = gr.PacksCondemned, gr.PacksWaiting, gr.PacksDeleted
+	out.ChunksCollected, out.BytesFreed, out.UnreferencedBytes = gr.ChunksCollected, gr.BytesFreed, gr.UnreferencedBytes
+	out.CheckpointsDeleted = gr.CheckpointsDeleted
+	log.Info("retention done", zap.Int("kept", len(out.Kept)), zap.Int("pruned", len(out.Pruned)),
+		zap.Int("held", len(out.Held)), zap.Int("packs_condemned", out.PacksCondemned),
+		zap.Int("packs_waiting", out.PacksWaiting), zap.Int("packs_deleted", out.PacksDeleted),
+		zap.Int64("bytes_freed", out.BytesFreed))
+	return out, nil
+}
