@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/drflow/drflow/activities"
@@ -43,14 +42,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Cleanup(c.Close)
 
 	// One process serving every queue, as in the single-machine setup.
-	for _, queue := range []string{ControlTaskQueue, RegionTaskQueue("eu-west-1")} {
-		w := worker.New(c, queue, worker.Options{})
-		w.RegisterWorkflow(BackupWorkflow)
-		w.RegisterWorkflow(RestoreDrillWorkflow)
-		w.RegisterActivity(acts)
-		require.NoError(t, w.Start())
-		t.Cleanup(w.Stop)
-	}
+	startWorkers(t, c, acts, ControlTaskQueue, RegionTaskQueue("eu-west-1"))
 
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: BackupWorkflowID("e2e-files"), TaskQueue: ControlTaskQueue},
 		BackupWorkflow, BackupInput{Dataset: "e2e-files"})
