@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"time"
@@ -12,8 +13,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/drflow/drflow/activities"
+	"github.com/drflow/drflow/workflows"
 )
 
 // Activity outcomes, the values of the "outcome" label.
@@ -30,6 +35,16 @@ type metrics struct {
 	up         prometheus.Gauge
 	activities *prometheus.CounterVec
 	seconds    *prometheus.HistogramVec
+
+	// Per dataset (and location), from activity results and inputs.
+	bytesRead       *prometheus.CounterVec
+	bytesUploaded   *prometheus.CounterVec
+	bytesRestored   *prometheus.CounterVec
+	bytesReplicated *prometheus.CounterVec
+	denials         *prometheus.CounterVec
+	lastPoint       *prometheus.GaugeVec
+	// Per dataset, from workflows through the SDK's metrics handler (sdkMetrics).
+	workflowGauges map[string]*prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -50,12 +65,115 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.1, 4, 10),
 		}, []string{"activity", "outcome"}),
 	}
+	ds := []string{"dataset"}
+	m.bytesRead = counter("drflow_backup_read_bytes_total", "Bytes read from sources by backups, by dataset.", ds)
+	m.bytesUploaded = counter("drflow_backup_uploaded_bytes_total", "Bytes of new chunks written by backups (after dedup and compression), by dataset.", ds)
+	m.bytesRestored = counter("drflow_restored_bytes_total", "Bytes restored and verified by drills, by dataset.", ds)
+	m.bytesReplicated = counter("drflow_replicated_bytes_total", "Bytes copied to replica locations, by dataset, destination and copy mode.",
+		[]string{"dataset", "destination", "mode"})
+	m.denials = counter("drflow_policy_denials_total", "Copies refused by a residency policy, by dataset and destination.",
+		[]string{"dataset", "destination"})
+	m.lastPoint = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "drflow_last_restore_point_timestamp_seconds",
+		Help: "data_as_of of the newest restore point this worker wrote, by dataset; time() minus it is the live RPO exposure.",
+	}, ds)
+	m.workflowGauges = map[string]*prometheus.GaugeVec{}
+	for name, help := range map[string]string{
+		workflows.MetricBackupRPOSeconds: "RPO exposure the latest backup closed, by dataset.",
+		workflows.MetricDrillRPOSeconds:  "RPO of the latest restore drill, by dataset.",
+		workflows.MetricDrillRTOSeconds:  "RTO of the latest restore drill, by dataset.",
+		workflows.MetricObjectivesMet:    "1 if the latest run of a kind met its tier's objectives, else 0, by dataset and kind.",
+	} {
+		labels := ds
+		if name == workflows.MetricObjectivesMet {
+			labels = []string{workflows.MetricTagDataset, workflows.MetricTagKind}
+		}
+		m.workflowGauges[name] = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+		m.reg.MustRegister(m.workflowGauges[name])
+	}
 	m.reg.MustRegister(m.up, m.activities, m.seconds,
+		m.bytesRead, m.bytesUploaded, m.bytesRestored, m.bytesReplicated, m.denials, m.lastPoint,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
 }
+
+func counter(name, help string, labels []string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}
+
+// observeResult records what one activity attempt did, per dataset, from its typed input
+// and result. Labels are configuration names only.
+func (m *metrics) observeResult(args []any, res any, err error) {
+	if len(args) == 0 {
+		return
+	}
+	var appErr *temporal.ApplicationError
+	denied := errors.As(err, &appErr) && appErr.Type() == activities.ErrTypePolicyDenied
+	switch in := args[0].(type) {
+	case activities.BackupActivityInput:
+		if r, ok := res.(activities.BackupActivityResult); ok && err == nil {
+			m.bytesRead.WithLabelValues(in.Dataset).Add(float64(r.BytesRead))
+			m.bytesUploaded.WithLabelValues(in.Dataset).Add(float64(r.BytesUploaded))
+			m.lastPoint.WithLabelValues(in.Dataset).Set(float64(r.DataAsOf.UnixMilli()) / 1e3)
+		}
+	case activities.DrillActivityInput:
+		if r, ok := res.(activities.DrillActivityResult); ok && err == nil {
+			m.bytesRestored.WithLabelValues(in.Dataset).Add(float64(r.Bytes))
+		}
+	case activities.ReplicationPlanInput:
+		if r, ok := res.(activities.ReplicationPlan); ok && err == nil && r.Denied() {
+			m.denials.WithLabelValues(in.Dataset, in.Location).Inc()
+		}
+	case activities.ReplicateActivityInput:
+		if r, ok := res.(activities.ReplicateActivityResult); ok && err == nil {
+			m.bytesReplicated.WithLabelValues(in.Dataset, in.Location, r.Mode).Add(float64(r.BytesCopied))
+		}
+		if denied {
+			m.denials.WithLabelValues(in.Dataset, in.Location).Inc()
+		}
+	}
+}
+
+// sdkMetrics is the Temporal client's metrics handler: it exports the gauges drflow's
+// workflows emit (workflows.Metric*) and drops the SDK's own metrics, whose label sets
+// vary and which the Temporal server already exports.
+type sdkMetrics struct {
+	m    *metrics
+	tags map[string]string
+}
+
+var _ client.MetricsHandler = sdkMetrics{}
+
+func (h sdkMetrics) WithTags(tags map[string]string) client.MetricsHandler {
+	merged := make(map[string]string, len(h.tags)+len(tags))
+	maps.Copy(merged, h.tags)
+	maps.Copy(merged, tags)
+	return sdkMetrics{m: h.m, tags: merged}
+}
+
+func (h sdkMetrics) Counter(string) client.MetricsCounter {
+	return client.MetricsNopHandler.Counter("")
+}
+func (h sdkMetrics) Timer(string) client.MetricsTimer { return client.MetricsNopHandler.Timer("") }
+
+func (h sdkMetrics) Gauge(name string) client.MetricsGauge {
+	vec, ok := h.m.workflowGauges[name]
+	ds := h.tags[workflows.MetricTagDataset]
+	if !ok || ds == "" {
+		return client.MetricsNopHandler.Gauge(name)
+	}
+	labels := prometheus.Labels{workflows.MetricTagDataset: ds}
+	if name == workflows.MetricObjectivesMet {
+		labels[workflows.MetricTagKind] = h.tags[workflows.MetricTagKind]
+	}
+	return gaugeFunc(func(v float64) { vec.With(labels).Set(v) })
+}
+
+type gaugeFunc func(float64)
+
+func (g gaugeFunc) Update(v float64) { g(v) }
 
 // serve starts the /metrics endpoint on ln; the returned function shuts it down.
 func (m *metrics) serve(ln net.Listener, fatal chan<- error) func(context.Context) error {
@@ -105,6 +223,7 @@ func (a *activityInbound) ExecuteActivity(ctx context.Context, in *interceptor.E
 	res, err := a.Next.ExecuteActivity(ctx, in)
 	if !errors.Is(err, activity.ErrResultPending) {
 		a.m.observe(activity.GetInfo(ctx).ActivityType.Name, time.Since(start), err)
+		a.m.observeResult(in.Args, res, err)
 	}
 	return res, err
 }

@@ -175,6 +175,8 @@ func serve(ctx context.Context, o options, stderr io.Writer) (err error) {
 		HostPort:  o.temporalAddress,
 		Namespace: o.namespace,
 		Logger:    newSDKLogger(log),
+		// Workflows report their RPO/RTO through it (workflows.Metric*).
+		MetricsHandler: sdkMetrics{m: m},
 	})
 	cancel()
 	if err != nil {

@@ -142,6 +142,19 @@ func TestRunServesBackupAndDrill(t *testing.T) {
 	}
 	assert.Positive(t, total, "successful activity count in:\n%s", body)
 	assert.Contains(t, body, "drflow_activity_seconds_bucket{")
+	for _, re := range []string{
+		`\ndrflow_backup_read_bytes_total\{dataset="files"\} [1-9]`,
+		`\ndrflow_restored_bytes_total\{dataset="files"\} [1-9]`,
+		`\ndrflow_last_restore_point_timestamp_seconds\{dataset="files"\} 1\.[0-9]+e\+09\n`,
+		`\ndrflow_drill_rto_seconds\{dataset="files"\} [0-9]`,
+		`\ndrflow_drill_rpo_seconds\{dataset="files"\} [0-9]`,
+		`\ndrflow_objectives_met\{dataset="files",kind="drill"\} 1\n`,
+		// The dataset's first backup has no previous point: RPO unknown, objectives not met.
+		`\ndrflow_objectives_met\{dataset="files",kind="backup"\} 0\n`,
+	} {
+		assert.Regexp(t, re, body)
+	}
+	assert.NotContains(t, body, "drflow_backup_rpo_seconds{", "a first backup's RPO is unknown, not 0")
 
 	cancel()
 	select {

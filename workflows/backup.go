@@ -51,6 +51,7 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (BackupResult, error) 
 		activities.BackupActivityInput{Dataset: in.Dataset, RunID: runID}).Get(ctx, &out)
 	if err != nil {
 		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttrObjectivesMet.ValueSet(false))
+		gauges(ctx, in.Dataset, KindBackup, map[string]float64{MetricObjectivesMet: 0})
 		return BackupResult{}, err
 	}
 
@@ -59,6 +60,7 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (BackupResult, error) 
 	replicas, err := replicateAll(ctx, in.Dataset, out.Point, plan)
 	if err != nil {
 		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttrObjectivesMet.ValueSet(false))
+		gauges(ctx, in.Dataset, KindBackup, map[string]float64{MetricObjectivesMet: 0})
 		return BackupResult{}, err
 	}
 	if plan.Replication == string(config.ReplicationSync) {
@@ -96,6 +98,11 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (BackupResult, error) 
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		return res, err
 	}
+	figures := map[string]float64{MetricObjectivesMet: boolGauge(res.ObjectivesMet())}
+	if known {
+		figures[MetricBackupRPOSeconds] = res.RPOSeconds
+	}
+	gauges(ctx, in.Dataset, KindBackup, figures)
 	prog.done(out.BytesRead)
 	log.Info("backup done", "dataset", in.Dataset, "point", res.RestorePoint, "rpo_seconds", res.RPOSeconds,
 		"rpo_known", known, "rpo_met", res.RPOMet)

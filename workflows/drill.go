@@ -48,6 +48,7 @@ func RestoreDrillWorkflow(ctx workflow.Context, in DrillInput) (DrillResult, err
 	}).Get(ctx, &out)
 	if err != nil {
 		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttrObjectivesMet.ValueSet(false))
+		gauges(ctx, in.Dataset, KindDrill, map[string]float64{MetricObjectivesMet: 0})
 		return DrillResult{}, err
 	}
 
@@ -83,6 +84,11 @@ func RestoreDrillWorkflow(ctx workflow.Context, in DrillInput) (DrillResult, err
 	); err != nil {
 		return res, err
 	}
+	gauges(ctx, in.Dataset, KindDrill, map[string]float64{
+		MetricDrillRPOSeconds: res.RPOSeconds,
+		MetricDrillRTOSeconds: res.RTOSeconds,
+		MetricObjectivesMet:   boolGauge(res.ObjectivesMet()),
+	})
 	prog.done(out.Bytes)
 	log.Info("drill done", "dataset", in.Dataset, "point", res.RestorePoint, "rpo_seconds", res.RPOSeconds,
 		"rto_seconds", res.RTOSeconds, "verified", res.Verified, "objectives_met", res.ObjectivesMet())
