@@ -43,6 +43,8 @@ func commands() map[string]command {
 		"bench":           {"measure backup, restore and verify throughput against the machine's limits", benchCmd},
 		"backup":          {"start a backup of a dataset (--wait to follow it and print the RPO)", backupCmd},
 		"drill":           {"start a restore drill of a dataset (--wait to follow it and print RPO/RTO)", drillCmd},
+		"schedules apply": {"create, update and delete the Temporal Schedules of every dataset (--dry-run, --paused)", schedulesApplyCmd},
+		"schedules list":  {"print every drflow schedule: interval, overlap, state, next and last runs", schedulesListCmd},
 	}
 }
 
