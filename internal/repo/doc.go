@@ -15,8 +15,8 @@
 //	points/<point id>         manifests, written last with a conditional create
 //	checkpoints/<run>/state   the sealed resume state of a running backup
 //	checkpoints/<run>/frames/<n>  entry frames of that backup's manifest, already sealed
-//	leases/<run>              a running backup's lease (plain JSON), see Garbage collection
-//	condemned/<list>          packs a GC found unreferenced (plain JSON), see Garbage collection
+//	leases/<run>              a running backup's lease (plain JSON)
+//	condemned/<list>          packs a GC found unreferenced (plain JSON)
 //	catalog/<point id>.json   catalog entries (CopyMetadata), in metadata-only locations
 //
 // A pack ID is 16 random bytes in hex (packs are streamed before their content is known). A
@@ -108,13 +108,63 @@
 // A file's BLAKE3 and size are checked before the sink sees the end of its content. Failures
 // are *IntegrityError (entry path, chunk ID, pack, reason); audit events carry only chunk and
 // pack IDs. Verify does the same without a sink, optionally on a reproducible sample of
-// distinct chunks (plus an index lookup of every reference).
+// distinct chunks (plus an index lookup of every reference). Reads load the indexes of
+// condemned packs last, so that a chunk with another copy is read from the copy GC keeps.
+//
+// # Retention and garbage collection
+//
+// Prune applies a RetentionPolicy (keep_last, keep_daily, keep_weekly, keep_monthly; days,
+// ISO weeks and months of DataAsOf in UTC; a point is kept if any rule keeps it) and deletes
+// the manifests of the other points, except those whose manifest is under legal hold or
+// active retention (Stat says so, or Delete fails with ErrImmutable): those are reported as
+// held. Every deletion and every refusal is an audit event (restore_point.pruned, ok or
+// denied).
+//
+// GC then frees the packs that nothing references, by mark and sweep in two phases, safe
+// against backups running at the same time:
+//
+//  1. A backup writes its lease, leases/<run> = {started, refreshed, seen}, before it reads
+//     anything, refreshes it every quarter of the lease TTL (default 30 minutes) and deletes
+//     it at the end. Before loading the chunk index it reads every condemned list, leaves
+//     their packs out of the index (it never deduplicates against a condemned pack, and
+//     uploads such chunks again) and records the lists' names in the lease's seen.
+//  2. GC reads the leases first (a live one was refreshed within the TTL), then the
+//     condemned lists, then marks every chunk of every manifest and of every checkpoint that
+//     a resume may still use. It fails, deleting nothing, if a manifest cannot be read. It
+//     reads every pack index and keeps one copy of each referenced chunk: in a pack that is
+//     not condemned if there is one. A pack that keeps no chunk is unreferenced; so is a pack
+//     without an index. Packs that keep some chunks stay whole (no repacking yet); GC reports
+//     their unreferenced bytes.
+//  3. An unreferenced pack that is not condemned yet is condemned: it goes into this run's
+//     condemned list with the time. One already condemned is deleted (index first, then
+//     pack) if the grace period (default 1 hour) has passed since it was condemned and every
+//     live lease has seen a list that names it; otherwise it waits. A condemned pack that is
+//     referenced again (by a backup that had reused it before it was condemned) is rescued.
+//  4. The sweep deletes the doomed packs, then writes the new list (the packs still waiting,
+//     each naming every list that has held it, and the newly condemned), then deletes the
+//     lists it read.
+//
+// Why this is safe: a backup that finished before GC read the leases wrote its manifest
+// before it released its lease, so GC marks it. One that was running then either saw the
+// pack condemned (and left it out of its index) or blocks its deletion with its lease. One
+// that starts later reads lists that still name every pack GC is about to delete, or finds
+// those packs gone. A backup whose lease went unrefreshed for half the TTL (a frozen
+// process) fails before writing its manifest with ErrLeaseLapsed; its retry resumes, and a
+// checkpoint that references a collected chunk is discarded. A restore that loaded the index
+// before a duplicate copy was deleted fails with the retryable ErrPackCollected, not with an
+// integrity error. Lease times come from the workers' clocks, which must agree to within a
+// fraction of the lease TTL. One GC of a dataset runs at a time (the retention workflow's
+// ID), and only where backups write: Copy takes no lease, so replicas are not collected.
+//
+// Checkpoints of runs without a live lease whose state is older than the checkpoint TTL
+// (default 8 days, beyond the 7 days a backup activity may be retried) are deleted, their
+// packs then condemned; dead leases are deleted. Every GC run is audited (gc).
 //
 // # Copy
 //
 // Copy needs no keys: it copies the packs and indexes the destination lacks (all of the
-// dataset's: which packs a point uses is sealed in its manifest; a pack GC deletes meanwhile
-// is skipped), then the wrapped key
-// objects (replacing ones that differ), then the manifest last. CopyMetadata writes a catalog
-// entry with counts, sizes and the manifest's SHA-256 — no names, keys or content.
+// dataset's: which packs a point uses is sealed in its manifest; packs that GC deletes
+// meanwhile are skipped), then the wrapped key objects (replacing ones that differ), then
+// the manifest last. CopyMetadata writes a catalog entry with counts, sizes and the
+// manifest's SHA-256 — no names, keys or content.
 package repo

@@ -77,10 +77,11 @@ type GCResult struct {
 }
 
 // GC collects the packs that no restore point and no live checkpoint references, safely
-// against concurrent backups: see doc.go, "Garbage collection". A pack is deleted only by a
-// run after the one that condemned it, once the grace period has passed, if it is still
-// unreferenced and every live backup lease has seen it condemned. GC reads every manifest and
-// fails, deleting nothing, if one cannot be read. Run one GC of a dataset at a time.
+// against concurrent backups (see doc.go, "Retention and garbage collection"). A pack is
+// deleted only by a run after the one that condemned it, once the grace period has passed,
+// if it is still unreferenced and every live backup lease has seen it condemned. GC reads
+// every manifest and fails, deleting nothing, if one cannot be read. Run one GC of a dataset
+// at a time, on the location its backups write to.
 func (r *Repo) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 	if opts.Grace <= 0 {
 		opts.Grace = DefaultGCGrace

@@ -39,7 +39,7 @@ func (c *testClock) Add(d time.Duration) {
 }
 
 // gcFixture is a fixture whose repository runs on a test clock.
-func gcFixture(t *testing.T) (*fixture, *testClock) {
+func gcFixture(t testing.TB) (*fixture, *testClock) {
 	f := newFixture(t)
 	clk := newTestClock()
 	f.repo.now = clk.Now
@@ -433,4 +433,27 @@ func TestGCFailsClosedOnUnreadableManifest(t *testing.T) {
 	assert.Empty(t, listAll(t, f.store, condemnedPrefix("customers")))
 	ev := f.audit.last(audit.KindGC)
 	assert.Equal(t, audit.OutcomeFailed, ev.Outcome)
+}
+
+// BenchmarkGC measures a collection of a repository with 400 packs of one chunk each and two
+// points, one pruned: listing, reading every manifest and index, condemning half the packs.
+func BenchmarkGC(b *testing.B) {
+	f, _ := gcFixture(b)
+	f.repo.packTarget = 64 << 10
+	var files []memFile
+	for i := range 400 {
+		files = append(files, file(fmt.Sprintf("f%03d.bin", i), 0o600, i, randomBytes(int64(i), 64<<10)))
+	}
+	src := newMemSource(files[:200])
+	f.backup(src, BackupOptions{})
+	src.set(files[200:])
+	f.backup(src, BackupOptions{})
+	_, err := f.repo.Prune(context.Background(), RetentionPolicy{KeepLast: 1}, PruneOptions{})
+	require.NoError(b, err)
+	var res GCResult
+	b.ResetTimer()
+	for range b.N {
+		res = f.gc(GCOptions{})
+	}
+	b.ReportMetric(float64(res.Packs), "packs")
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/drflow/drflow/providers"
 )
 
-// Defaults of the garbage collection protocol (see doc.go, "Garbage collection").
+// Defaults of the garbage collection protocol (doc.go, "Retention and garbage collection").
 const (
 	// DefaultLeaseTTL is how long a backup lease lives without a refresh. Backups refresh
 	// theirs every quarter of it, and give up (retryably) if they could not for half of it.
