@@ -9,11 +9,10 @@ import (
 	"github.com/drflow/drflow/internal/repo"
 )
 
-// RetentionActivityInput prunes one dataset in one location and collects its garbage.
+// RetentionActivityInput prunes one dataset on its primary location and collects its garbage.
+// Replicas are not collected: Copy writes into them without a backup lease.
 type RetentionActivityInput struct {
 	Dataset string `json:"dataset"`
-	// Location is where to prune; empty for the dataset's primary.
-	Location string `json:"location,omitempty"`
 }
 
 // HeldPoint is a restore point that retention would prune but a hold keeps.
@@ -50,14 +49,14 @@ type RetentionProgress struct {
 	Total int64  `json:"total"`
 }
 
-// Retention applies the retention rules of the dataset's tier in a location (its primary by
-// default): it deletes the restore points the rules do not keep, except those under legal
+// Retention applies the retention rules of the dataset's tier on its primary location: it
+// deletes the restore points the rules do not keep, except those under legal
 // hold or retention lock, then runs a garbage collection that condemns the packs no point
 // needs and deletes those condemned by an earlier run (see internal/repo, "Retention and
-// garbage collection"). It runs on the task queue of the location's region.
+// garbage collection"). It runs on the task queue of the primary's region.
 func (a *Activities) Retention(ctx context.Context, in RetentionActivityInput) (RetentionActivityResult, error) {
 	var out RetentionActivityResult
-	ds, loc, err := a.lookup(in.Dataset, in.Location)
+	ds, loc, err := a.lookup(in.Dataset, "")
 	if err != nil {
 		return out, err
 	}

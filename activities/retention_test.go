@@ -96,8 +96,6 @@ func TestRetentionInputErrors(t *testing.T) {
 	env := activityEnv(a)
 	_, err := retention(env, a, RetentionActivityInput{Dataset: "nope"})
 	assertNonRetryable(t, err, ErrTypeNotFound)
-	_, err = retention(env, a, RetentionActivityInput{Dataset: "files", Location: "elsewhere"})
-	assertNonRetryable(t, err, ErrTypeInvalidInput)
 
 	f.cfg.Tiers[0].Retention = config.Retention{}
 	_, err = retention(env, a, RetentionActivityInput{Dataset: "files"})

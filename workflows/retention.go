@@ -37,7 +37,7 @@ func RetentionWorkflow(ctx workflow.Context, in RetentionInput) (RetentionResult
 	prog.phase("retention")
 	var out activities.RetentionActivityResult
 	err = workflow.ExecuteActivity(dataActivities(ctx, plan.Region), a.Retention,
-		activities.RetentionActivityInput{Dataset: in.Dataset, Location: plan.Location}).Get(ctx, &out)
+		activities.RetentionActivityInput{Dataset: in.Dataset}).Get(ctx, &out)
 	if err != nil {
 		return RetentionResult{}, err
 	}

@@ -46,7 +46,7 @@ func TestRetentionWorkflow(t *testing.T) {
 	require.NoError(t, env.GetWorkflowResult(&res))
 
 	assert.Equal(t, "drflow-eu-west-1", queue, "retention runs on the primary's region queue")
-	assert.Equal(t, activities.RetentionActivityInput{Dataset: "orders", Location: "eu-primary"}, got)
+	assert.Equal(t, activities.RetentionActivityInput{Dataset: "orders"}, got)
 	assert.Equal(t, RetentionResult{Dataset: "orders", Kept: []string{testPoint3}, Pruned: []string{testPoint2},
 		Held: []string{testPoint}, ChunksCollected: 40, BytesFreed: 5 << 20}, res)
 	assert.Equal(t, "orders", sa.dataset)
