@@ -386,8 +386,8 @@ func checkCreated(t *testing.T, se scheduleEnv) {
 	}
 }
 
-// testSchedulesFire triggers the backup and drill schedules of "files" with real workers and
-// real activities polling, and checks the runs they start.
+// testSchedulesFire triggers the backup, drill and retention schedules of "files" with real
+// workers and real activities polling, and checks the runs they start.
 func testSchedulesFire(t *testing.T, se scheduleEnv) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -400,6 +400,7 @@ func testSchedulesFire(t *testing.T, se scheduleEnv) {
 		w := worker.New(se.c, queue, worker.Options{})
 		w.RegisterWorkflow(workflows.BackupWorkflow)
 		w.RegisterWorkflow(workflows.RestoreDrillWorkflow)
+		w.RegisterWorkflow(workflows.RetentionWorkflow)
 		w.RegisterActivity(acts)
 		require.NoError(t, w.Start())
 		t.Cleanup(w.Stop)
@@ -431,6 +432,11 @@ func testSchedulesFire(t *testing.T, se scheduleEnv) {
 	assert.True(t, drill.Verified)
 	assert.Equal(t, backup.RestorePoint, drill.RestorePoint, "random among one point")
 
+	var retention workflows.RetentionResult
+	triggerAndWait(ctx, t, se, "drflow-retention-files", &retention)
+	assert.Equal(t, []string{backup.RestorePoint}, retention.Kept)
+	assert.Empty(t, retention.Pruned)
+
 	// The runs are findable by dataset and kind, and list reports them.
 	code, out, errOut := se.cli(t, "schedules", "list", "--json")
 	require.Equal(t, exitOK, code, errOut)
@@ -445,7 +451,8 @@ func testSchedulesFire(t *testing.T, se scheduleEnv) {
 	assert.Equal(t, "Completed", last["drflow-backup-files"].Result)
 	require.NotNil(t, last["drflow-drill-files"])
 	assert.Equal(t, "Completed", last["drflow-drill-files"].Result)
-	assert.Nil(t, last["drflow-retention-files"])
+	require.NotNil(t, last["drflow-retention-files"])
+	assert.Equal(t, "Completed", last["drflow-retention-files"].Result)
 
 	code, out, errOut = se.cli(t, "schedules", "list")
 	require.Equal(t, exitOK, code, errOut)
