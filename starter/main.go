@@ -45,6 +45,10 @@ func commands() map[string]command {
 		"drill":           {"start a restore drill of a dataset (--wait to follow it and print RPO/RTO)", drillCmd},
 		"schedules apply": {"create, update and delete the Temporal Schedules of every dataset (--dry-run, --paused)", schedulesApplyCmd},
 		"schedules list":  {"print every drflow schedule: interval, overlap, state, next and last runs", schedulesListCmd},
+		"points":          {"list a dataset's restore points (runs in its home jurisdiction)", pointsCmd},
+		"verify":          {"verify a restore point: every chunk authenticated, or a --sample", verifyCmd},
+		"restore":         {"restore a restore point into an empty directory or a new PostgreSQL database", restoreCmd},
+		"status":          {"newest backup and drill of every dataset against its RPO/RTO objectives", statusCmd},
 	}
 }
 
