@@ -45,6 +45,9 @@ type Activities struct {
 	// PostgresAdminDSN is a role that may create and drop the scratch databases of
 	// PostgreSQL drills; empty when this worker cannot run them.
 	PostgresAdminDSN string
+	// CheckpointEvery is the least time between two checkpoints of a backup (0: the
+	// repository's default). A worker killed mid-backup loses at most this much work.
+	CheckpointEvery time.Duration
 
 	// closers release what New opened.
 	closers []func(context.Context) error
@@ -61,7 +64,9 @@ type Options struct {
 	ScratchDir string
 	// PostgresAdminDSN is Activities.PostgresAdminDSN.
 	PostgresAdminDSN string
-	Logger           *zap.Logger
+	// CheckpointEvery is Activities.CheckpointEvery.
+	CheckpointEvery time.Duration
+	Logger          *zap.Logger
 }
 
 // New opens what the activities of opts.Region (or of every region) need:
@@ -94,6 +99,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Activities, er
 		Logger:           log,
 		ScratchDir:       opts.ScratchDir,
 		PostgresAdminDSN: opts.PostgresAdminDSN,
+		CheckpointEvery:  opts.CheckpointEvery,
 	}
 	if a.ScratchDir == "" {
 		a.ScratchDir = filepath.Join(opts.StateDir, "scratch")

@@ -35,7 +35,10 @@ type BackupActivityResult struct {
 	ChunksReused  int64     `json:"chunks_reused"`
 	Entries       int64     `json:"entries"`
 	Problems      int64     `json:"problems"` // entries the source could not read
-	Resumed       bool      `json:"resumed"`
+	// Resumed reports that this attempt continued an interrupted one's checkpoint;
+	// BytesSkipped is what it took from the checkpoint without reading it again.
+	Resumed      bool  `json:"resumed"`
+	BytesSkipped int64 `json:"bytes_skipped"`
 	// PreviousPoint is the newest restore point on the primary before this backup; empty
 	// for the first. PreviousDataAsOf is its data_as_of, from which the backup's RPO
 	// exposure is measured.
@@ -93,7 +96,7 @@ func (a *Activities) Backup(ctx context.Context, in BackupActivityInput) (Backup
 	res.Point, res.DataAsOf = out.Point.ID, out.Point.DataAsOf
 	res.BytesRead, res.BytesUploaded = out.BytesRead, out.BytesUploaded
 	res.ChunksNew, res.ChunksReused = out.ChunksNew, out.ChunksReused
-	res.Entries, res.Problems, res.Resumed = out.Entries, out.ProblemCount, out.Resumed
+	res.Entries, res.Problems, res.Resumed, res.BytesSkipped = out.Entries, out.ProblemCount, out.Resumed, out.BytesSkipped
 	log.Info("backup done", zap.String("point", res.Point), zap.Int64("entries", res.Entries),
 		zap.Int64("bytes_read", res.BytesRead), zap.Int64("bytes_uploaded", res.BytesUploaded),
 		zap.Int64("problems", res.Problems), zap.Bool("resumed", res.Resumed))
@@ -117,7 +120,8 @@ func (a *Activities) repo(ds config.Dataset, loc config.Location) (*repo.Repo, e
 	if a.Audit == nil {
 		return nil, nonRetryable(ErrTypeNotServed, "this worker has no audit log")
 	}
-	r, err := repo.Open(repo.Options{Store: st, Dataset: ds.Name, Keys: mgr, Audit: a.Audit, Logger: a.logger()})
+	r, err := repo.Open(repo.Options{Store: st, Dataset: ds.Name, Keys: mgr, Audit: a.Audit, Logger: a.logger(),
+		CheckpointEvery: a.CheckpointEvery})
 	if err != nil {
 		return nil, classify(err)
 	}

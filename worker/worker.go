@@ -20,6 +20,7 @@ import (
 
 	"github.com/drflow/drflow/activities"
 	"github.com/drflow/drflow/internal/config"
+	"github.com/drflow/drflow/internal/repo"
 	"github.com/drflow/drflow/workflows"
 )
 
@@ -47,6 +48,7 @@ type options struct {
 	stateDir         string
 	scratchDir       string
 	postgresAdminDSN string
+	checkpointEvery  time.Duration
 	metricsAddr      string
 	logLevel         string
 	dialTimeout      time.Duration
@@ -68,6 +70,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.stateDir, "state-dir", "", "worker state (audit signing keys, drill scratch) (default: var/state next to the config file)")
 	fs.StringVar(&o.scratchDir, "scratch-dir", "", "where drills restore directory datasets (default: STATE-DIR/scratch)")
 	fs.StringVar(&o.postgresAdminDSN, "postgres-admin-dsn", os.Getenv("DRFLOW_POSTGRES_ADMIN_DSN"), "role that creates and drops PostgreSQL drill databases (env DRFLOW_POSTGRES_ADMIN_DSN; prefer the env var: flags show in ps)")
+	fs.DurationVar(&o.checkpointEvery, "checkpoint-every", repo.DefaultCheckpointEvery, "least time between two checkpoints of a backup: a killed worker's backup resumes from the last one")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", defaultMetricsAddr, "Prometheus /metrics listen address; empty disables")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&o.dialTimeout, "dial-timeout", 10*time.Second, "how long to try to reach Temporal at start")
@@ -189,6 +192,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) (err error) {
 		StateDir:         o.stateDir,
 		ScratchDir:       o.scratchDir,
 		PostgresAdminDSN: o.postgresAdminDSN,
+		CheckpointEvery:  o.checkpointEvery,
 		Logger:           log,
 	})
 	if err != nil {

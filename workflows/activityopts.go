@@ -19,7 +19,7 @@ var a *activities.Activities
 const (
 	planTimeout       = time.Minute
 	dataStartToClose  = 24 * time.Hour
-	dataHeartbeat     = time.Minute
+	dataHeartbeat     = 30 * time.Second
 	dataScheduleLimit = 7 * 24 * time.Hour
 )
 

@@ -87,6 +87,8 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (BackupResult, error) 
 		BytesUploaded:       out.BytesUploaded,
 		ChunksNew:           out.ChunksNew,
 		ChunksReused:        out.ChunksReused,
+		Resumed:             out.Resumed,
+		BytesSkipped:        out.BytesSkipped,
 		Replication:         plan.Replication,
 		Replicas:            replicas,
 		WorkflowID:          info.WorkflowExecution.ID,

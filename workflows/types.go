@@ -76,6 +76,10 @@ type BackupResult struct {
 	BytesUploaded int64 `json:"bytes_uploaded"`
 	ChunksNew     int64 `json:"chunks_new"`
 	ChunksReused  int64 `json:"chunks_reused"`
+	// Resumed says the backup continued from the checkpoint of an interrupted attempt (a
+	// worker crash); BytesSkipped is what it did not have to read again.
+	Resumed      bool  `json:"resumed,omitempty"`
+	BytesSkipped int64 `json:"bytes_skipped,omitempty"`
 
 	// Replication is the tier's mode: "sync" (the point counted as durable once every
 	// replica held it, so RPO includes the copies) or "async" (once the primary held it).

@@ -97,7 +97,7 @@
 // manifest is assembled from preamble, header, the frame parts, the frames still in memory
 // and the final frame, and written with PutOptions.IfNotExists; then the run's checkpoint
 // objects are deleted. A checkpoint that cannot be used is discarded and the run starts
-// over. Checkpoints are at least defaultCheckpointEvery apart.
+// over. Checkpoints are at least DefaultCheckpointEvery (Options.CheckpointEvery) apart.
 //
 // # Restore and verify
 //

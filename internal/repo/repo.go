@@ -32,14 +32,18 @@ type Options struct {
 	// Concurrency is the number of workers that hash, compress and seal chunks, and of
 	// parallel range reads on restore; 0 means GOMAXPROCS.
 	Concurrency int
-	// LeaseTTL is how long a backup lease lives unrefreshed (see doc.go, "Garbage
+	// LeaseTTL is how long a backup lease lives unrefreshed (see doc.go, "Retention and garbage
 	// collection"); 0 means DefaultLeaseTTL. Backups and GC of a dataset must agree on it.
 	LeaseTTL time.Duration
+	// CheckpointEvery is the least time between two checkpoints of a backup; 0 means
+	// DefaultCheckpointEvery. Shorter loses less work to a crash and writes more small
+	// objects.
+	CheckpointEvery time.Duration
 }
 
-// defaultCheckpointEvery is the least time between two checkpoints of a backup. A crash
+// DefaultCheckpointEvery is the least time between two checkpoints of a backup. A crash
 // loses at most this much progress: the packs written meanwhile are found again by dedup.
-const defaultCheckpointEvery = 5 * time.Second
+const DefaultCheckpointEvery = 5 * time.Second
 
 // Repo is one dataset's repository in one store. Safe for concurrent use; each call reads
 // the repository's state afresh.
@@ -76,12 +80,15 @@ func Open(opts Options) (*Repo, error) {
 		workers:         opts.Concurrency,
 		pool:            &bufPool{},
 		packTarget:      defaultPackTarget,
-		checkpointEvery: defaultCheckpointEvery,
+		checkpointEvery: opts.CheckpointEvery,
 		leaseTTL:        opts.LeaseTTL,
 		now:             time.Now,
 	}
 	if r.leaseTTL <= 0 {
 		r.leaseTTL = DefaultLeaseTTL
+	}
+	if r.checkpointEvery <= 0 {
+		r.checkpointEvery = DefaultCheckpointEvery
 	}
 	if r.log == nil {
 		r.log = zap.NewNop()

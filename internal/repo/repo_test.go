@@ -284,7 +284,7 @@ func listAll(t testing.TB, st providers.Store, prefix string) []string {
 func TestProgressIsMonotonicWithTotals(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.repo.checkpointEvery = defaultCheckpointEvery
+	f.repo.checkpointEvery = DefaultCheckpointEvery
 	files := mixedTree()
 	var calls []Progress
 	res := f.backup(newMemSource(files), BackupOptions{Progress: func(p Progress) { calls = append(calls, p) }})
