@@ -3,16 +3,24 @@ SHELL := /bin/bash
 GO    ?= go
 PKGS  ?= ./...
 
-.PHONY: test tools services vet fmt-check unit build fuzz bench clean
+.PHONY: demo test tools services vet fmt-check unit build fuzz bench clean
+
+## demo: drflow on this machine — the Temporal dev server with its Web UI, one worker, the
+## schedules, a backup and a restore drill (scripts/demo.sh); Ctrl-C stops it all.
+demo:
+	bash scripts/demo.sh
 
 ## test: everything CI runs — installs the emulators it needs, checks formatting and vet,
 ## then runs the whole suite with the race detector against real servers.
+## The Web UI test keeps its screenshots in var/screenshots.
 test: tools services fmt-check vet
-	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+	DRFLOW_SCREENSHOT_DIR=$(CURDIR)/var/screenshots $(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 ## tools: install (once) the pinned MinIO, fake-gcs-server, Azurite and Temporal CLI into .tools/.
+## Chromium and chromedriver (Debian packages) drive the Web UI test.
 tools:
 	bash scripts/tools.sh all
+	bash scripts/chromium.sh >/dev/null
 
 ## services: make sure PostgreSQL answers on 127.0.0.1:5432 (starts or installs it).
 services:
