@@ -52,6 +52,7 @@ func TestEndToEnd(t *testing.T) {
 	assert.NotEmpty(t, backup.RestorePoint)
 	assert.False(t, backup.RPOKnown, "the first backup has no previous point")
 	assert.Positive(t, backup.BytesRead)
+	recordHistory(t, c, run.GetID(), run.GetRunID(), "BackupWorkflow-first")
 
 	run, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: DrillWorkflowID("e2e-files"), TaskQueue: ControlTaskQueue},
 		RestoreDrillWorkflow, DrillInput{Dataset: "e2e-files"})
@@ -67,6 +68,7 @@ func TestEndToEnd(t *testing.T) {
 	assert.Less(t, drill.RTOSeconds, 120.0)
 	assert.True(t, drill.ObjectivesMet())
 	assert.Equal(t, int64(3*5000*6), drill.BytesRestored)
+	recordHistory(t, c, run.GetID(), run.GetRunID(), "RestoreDrillWorkflow-latest")
 
 	val, err := c.QueryWorkflow(ctx, drill.WorkflowID, "", ProgressQuery)
 	require.NoError(t, err)

@@ -19,6 +19,7 @@ func startWorkers(t *testing.T, c client.Client, acts *activities.Activities, qu
 		w.RegisterWorkflow(BackupWorkflow)
 		w.RegisterWorkflow(RestoreDrillWorkflow)
 		w.RegisterWorkflow(ReplicateWorkflow)
+		w.RegisterWorkflow(RetentionWorkflow)
 		w.RegisterActivity(acts)
 		require.NoError(t, w.Start())
 		t.Cleanup(w.Stop)

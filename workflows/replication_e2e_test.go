@@ -104,6 +104,8 @@ datasets:
 		assert.Equal(t, ReplicateWorkflowID("files", backup.RestorePoint, r.Location), r.WorkflowID)
 	}
 	assert.Equal(t, "sync", backup.Replication)
+	recordHistory(t, c, run.GetID(), run.GetRunID(), "BackupWorkflow-sync-replicas")
+	recordHistory(t, c, backup.Replicas[1].WorkflowID, "", "ReplicateWorkflow-encrypted")
 
 	// Outside EU: not one byte of plaintext, not one file name, in any object or key.
 	for _, loc := range []string{"us-replica", "ap-catalog"} {
@@ -137,6 +139,7 @@ datasets:
 	assert.True(t, drill.Verified)
 	assert.Equal(t, "eu-replica", drill.Location)
 	assert.Equal(t, backup.RestorePoint, drill.RestorePoint)
+	recordHistory(t, c, run.GetID(), run.GetRunID(), "RestoreDrillWorkflow-replica")
 
 	// A copy to CN is denied before anything is scheduled, and audited.
 	run, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: ReplicateWorkflowID("files", backup.RestorePoint, "cn-replica"),
@@ -150,6 +153,7 @@ datasets:
 	for _, want := range []string{"files", "cn-replica", "CN"} {
 		assert.Contains(t, appErr.Error(), want)
 	}
+	recordHistory(t, c, run.GetID(), run.GetRunID(), "ReplicateWorkflow-denied")
 	walkFiles(t, filepath.Join(storeDir("cn-replica"), "objects"), func(path string, _ []byte) { t.Errorf("denied location holds %s", path) })
 
 	log, ok := acts.Audit.(*audit.Log)

@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/drflow/drflow/activities"
@@ -41,15 +40,7 @@ func TestRetentionEndToEnd(t *testing.T) {
 	c, err := client.Dial(client.Options{HostPort: srv.Address, Namespace: srv.Namespace})
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
-	for _, queue := range []string{ControlTaskQueue, RegionTaskQueue("eu-west-1")} {
-		w := worker.New(c, queue, worker.Options{})
-		w.RegisterWorkflow(BackupWorkflow)
-		w.RegisterWorkflow(RestoreDrillWorkflow)
-		w.RegisterWorkflow(RetentionWorkflow)
-		w.RegisterActivity(acts)
-		require.NoError(t, w.Start())
-		t.Cleanup(w.Stop)
-	}
+	startWorkers(t, c, acts, ControlTaskQueue, RegionTaskQueue("eu-west-1"))
 	execute := func(id string, wf, in, out any) {
 		t.Helper()
 		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: ControlTaskQueue}, wf, in)
@@ -73,6 +64,7 @@ func TestRetentionEndToEnd(t *testing.T) {
 	execute(RetentionWorkflowID(ds), RetentionWorkflow, RetentionInput{Dataset: ds}, &res)
 	assert.Equal(t, RetentionResult{Dataset: ds, Kept: []string{points[2]}, Pruned: []string{points[1]},
 		Held: []string{points[0]}}, res, "nothing is freed before the grace period")
+	recordHistory(t, c, RetentionWorkflowID(ds), "", "RetentionWorkflow-held")
 
 	val, err := c.QueryWorkflow(ctx, RetentionWorkflowID(ds), "", ProgressQuery)
 	require.NoError(t, err)
