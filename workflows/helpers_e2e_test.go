@@ -12,7 +12,7 @@ import (
 
 // startWorkers runs one worker per queue in this process, registering every drflow workflow
 // and acts, as drflow-worker does in single-machine mode.
-func startWorkers(t *testing.T, c client.Client, acts *activities.Activities, queues ...string) {
+func startWorkers(t testing.TB, c client.Client, acts *activities.Activities, queues ...string) {
 	t.Helper()
 	for _, queue := range queues {
 		w := worker.New(c, queue, worker.Options{})
