@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"path"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/drflow/drflow/internal/audit"
+	"github.com/drflow/drflow/internal/keys"
 	"github.com/drflow/drflow/providers"
 )
 
@@ -456,4 +460,46 @@ func BenchmarkGC(b *testing.B) {
 		res = f.gc(GCOptions{})
 	}
 	b.ReportMetric(float64(res.Packs), "packs")
+}
+
+// collectOnGet deletes a pack and its index, as GC does, just before the first pack read:
+// the reader loaded the index before the collection.
+type collectOnGet struct {
+	providers.Store
+	once      sync.Once
+	keepIndex bool
+}
+
+func (s *collectOnGet) Get(ctx context.Context, key string, opts providers.GetOptions) (io.ReadCloser, error) {
+	if strings.HasPrefix(key, packsPrefix("customers")) {
+		s.once.Do(func() {
+			if !s.keepIndex {
+				_ = s.Store.Delete(ctx, indexPrefix("customers")+path.Base(key))
+			}
+			_ = s.Store.Delete(ctx, key)
+		})
+	}
+	return s.Store.Get(ctx, key, opts)
+}
+
+// A restore that meets a pack GC collected after it loaded the index fails retryably with
+// ErrPackCollected; a pack missing with its index still there is damage.
+func TestRestoreOfCollectedPackIsRetryableNotDamage(t *testing.T) {
+	t.Parallel()
+	for _, keepIndex := range []bool{false, true} {
+		t.Run(fmt.Sprintf("index kept %v", keepIndex), func(t *testing.T) {
+			f, _ := gcFixture(t)
+			res := f.backup(newMemSource(tree(1)), BackupOptions{})
+			f.repo.store = &collectOnGet{Store: f.store, keepIndex: keepIndex}
+			_, err := f.repo.Restore(context.Background(), res.Point.ID, newMemSink(), RestoreOptions{})
+			require.Error(t, err)
+			if keepIndex {
+				assert.ErrorIs(t, err, keys.ErrIntegrity)
+				assert.NotErrorIs(t, err, ErrPackCollected)
+			} else {
+				assert.ErrorIs(t, err, ErrPackCollected)
+				assert.NotErrorIs(t, err, keys.ErrIntegrity)
+			}
+		})
+	}
 }
