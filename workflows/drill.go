@@ -43,7 +43,10 @@ func RestoreDrillWorkflow(ctx workflow.Context, in DrillInput) (DrillResult, err
 
 	prog.phase("restore")
 	var out activities.DrillActivityResult
-	err = workflow.ExecuteActivity(dataActivities(ctx, plan.Region), a.Drill, activities.DrillActivityInput{
+	// A cancelled drill waits for the activity to remove its scratch target: the run ends
+	// only once nothing of the restore is left behind.
+	actx := workflow.WithWaitForCancellation(dataActivities(ctx, plan.Region), true)
+	err = workflow.ExecuteActivity(actx, a.Drill, activities.DrillActivityInput{
 		Dataset: in.Dataset, Point: in.RestorePoint, Location: plan.Location, Target: in.Target,
 	}).Get(ctx, &out)
 	if err != nil {
