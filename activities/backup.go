@@ -75,7 +75,7 @@ func (a *Activities) Backup(ctx context.Context, in BackupActivityInput) (Backup
 	if err != nil {
 		return res, err
 	}
-	hb := newHeartbeater(ctx)
+	hb := a.newHeartbeater(ctx)
 	out, err := r.Backup(ctx, src, repo.BackupOptions{
 		RunID:       in.RunID,
 		Progress:    hb.report,

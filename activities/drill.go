@@ -96,7 +96,7 @@ func (a *Activities) Drill(ctx context.Context, in DrillActivityInput) (DrillAct
 		}
 	}()
 
-	hb := newHeartbeater(ctx)
+	hb := a.newHeartbeater(ctx)
 	res, err := r.Restore(ctx, point.ID, sink, repo.RestoreOptions{Progress: hb.report, Actor: actor(ctx)})
 	out := DrillActivityResult{Point: point.ID, DataAsOf: point.DataAsOf, Location: loc.Name, Bytes: res.Bytes,
 		Entries: res.Entries, Mismatches: len(res.Validation.Mismatches)}

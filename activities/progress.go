@@ -19,19 +19,63 @@ type Progress struct {
 	ETASeconds float64 `json:"eta_seconds"` // -1 while unknown
 }
 
-// heartbeater converts repo progress into heartbeats. repo calls it from one goroutine at a
-// time, and the SDK throttles what reaches the server.
+// ProgressSignal is the signal by which data activities report their Progress to the workflow
+// that runs them, so that its progress query answers with bytes done and an ETA (a workflow
+// cannot read its activities' heartbeats). workflows.ProgressQuery serves it.
+const ProgressSignal = "drflow-progress"
+
+// DefaultProgressEvery is how often a data activity signals its progress: rarely enough that a
+// day-long backup adds a few thousand small events to its history, often enough for a person
+// watching.
+const DefaultProgressEvery = 15 * time.Second
+
+// ProgressReporter delivers a data activity's progress to its workflow; the worker's is a
+// Temporal client's SignalWorkflow with ProgressSignal.
+type ProgressReporter func(ctx context.Context, workflowID, runID string, p Progress) error
+
+// heartbeater converts repo progress into heartbeats, and every ProgressEvery into a
+// progress signal to the workflow. repo calls it from one goroutine at a time, and the SDK
+// throttles what reaches the server.
 type heartbeater struct {
 	ctx   context.Context
 	start time.Time
+
+	signal     ProgressReporter // nil: heartbeats only
+	every      time.Duration
+	lastSignal time.Time
+	lastPhase  string
 }
 
-func newHeartbeater(ctx context.Context) *heartbeater {
-	return &heartbeater{ctx: ctx, start: now()}
+func (a *Activities) newHeartbeater(ctx context.Context) *heartbeater {
+	h := &heartbeater{ctx: ctx, start: now(), every: a.ProgressEvery}
+	if activity.IsActivity(ctx) {
+		h.signal = a.ReportProgress
+	}
+	if h.every <= 0 {
+		h.every = DefaultProgressEvery
+	}
+	return h
 }
 
 func (h *heartbeater) report(p repo.Progress) {
-	activity.RecordHeartbeat(h.ctx, progressOf(p, now().Sub(h.start)))
+	pr := progressOf(p, now().Sub(h.start))
+	activity.RecordHeartbeat(h.ctx, pr)
+	if h.signal == nil || p.Phase == repo.PhaseDone {
+		return
+	}
+	// A phase's first report and then one per interval.
+	t := now()
+	if p.Phase == h.lastPhase && t.Sub(h.lastSignal) < h.every {
+		return
+	}
+	h.lastPhase, h.lastSignal = p.Phase, t
+	info := activity.GetInfo(h.ctx)
+	sctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+	defer cancel()
+	// Progress is informational: a lost signal only delays the next figure.
+	if err := h.signal(sctx, info.WorkflowExecution.ID, info.WorkflowExecution.RunID, pr); err != nil {
+		activity.GetLogger(h.ctx).Debug("progress signal not delivered", "error", err)
+	}
 }
 
 // progressOf estimates the time left from the average rate so far.

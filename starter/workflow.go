@@ -22,6 +22,8 @@ const (
 	defaultNamespace       = "default"
 	// progressEvery is how often --wait asks a running workflow for its progress.
 	progressEvery = time.Second
+	// progressPrintEvery limits how often --wait prints new figures within one phase.
+	progressPrintEvery = 10 * time.Second
 	// queryTimeout bounds one progress query, so a busy worker cannot stall --wait.
 	queryTimeout = 5 * time.Second
 	// webUI is where the Temporal dev server serves its Web UI.
@@ -240,7 +242,8 @@ func waitForResult(ctx context.Context, e *env, c client.Client, run client.Work
 
 	ticker := time.NewTicker(progressEvery)
 	defer ticker.Stop()
-	lastPhase := ""
+	var last workflows.Progress
+	var lastAt time.Time
 	for {
 		select {
 		case err := <-resCh:
@@ -253,8 +256,12 @@ func waitForResult(ctx context.Context, e *env, c client.Client, run client.Work
 			return nil
 		case <-ticker.C:
 			p, ok := queryProgress(ctx, c, run)
-			if ok && p.Phase != "" && p.Phase != lastPhase {
-				lastPhase = p.Phase
+			if !ok || p.Phase == "" {
+				continue
+			}
+			// A new phase at once; new figures within a phase at most every progressPrintEvery.
+			if p.Phase != last.Phase || p.BytesDone != last.BytesDone && time.Since(lastAt) >= progressPrintEvery {
+				last, lastAt = p, time.Now()
 				fmt.Fprintf(e.stderr, "phase: %s%s\n", p.Phase, progressDetail(p))
 			}
 		}

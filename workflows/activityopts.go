@@ -62,7 +62,8 @@ func objectivesOf(p activities.PlanResult) Objectives {
 	return Objectives{RPO: p.RPO, RTO: p.RTO, Tier: p.TierLevel}
 }
 
-// progressState answers ProgressQuery with the phase the workflow is in.
+// progressState answers ProgressQuery with the phase the workflow is in and, while a data
+// activity runs, the bytes done and ETA it reports by activities.ProgressSignal.
 type progressState struct{ p Progress }
 
 func newProgress(ctx workflow.Context) (*progressState, error) {
@@ -70,11 +71,30 @@ func newProgress(ctx workflow.Context) (*progressState, error) {
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return s.p, nil }); err != nil {
 		return nil, err
 	}
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		ch := workflow.GetSignalChannel(ctx, activities.ProgressSignal)
+		for {
+			var p activities.Progress
+			if !ch.Receive(ctx, &p) {
+				return
+			}
+			s.activity(p)
+		}
+	})
 	return s, nil
 }
 
 func (s *progressState) phase(p string) {
 	s.p = Progress{Phase: p, BytesTotal: -1, ETASeconds: -1}
+}
+
+// activity takes the figures of the running data activity; a report that arrives late, once
+// the workflow has moved on, is ignored.
+func (s *progressState) activity(p activities.Progress) {
+	if s.p.Phase == "done" || s.p.Phase == "plan" {
+		return
+	}
+	s.p.BytesDone, s.p.BytesTotal, s.p.ETASeconds = p.BytesDone, p.BytesTotal, p.ETASeconds
 }
 
 func (s *progressState) done(bytes int64) {

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/drflow/drflow/activities"
@@ -52,7 +53,20 @@ func TestEndToEnd(t *testing.T) {
 	assert.NotEmpty(t, backup.RestorePoint)
 	assert.False(t, backup.RPOKnown, "the first backup has no previous point")
 	assert.Positive(t, backup.BytesRead)
-	recordHistory(t, c, run.GetID(), run.GetRunID(), "BackupWorkflow-first")
+	// The backup activity reported its progress to the workflow's progress query.
+	hist := c.GetWorkflowHistory(ctx, run.GetID(), run.GetRunID(), false, 0)
+	var reported []activities.Progress
+	for hist.HasNext() {
+		ev, err := hist.Next()
+		require.NoError(t, err)
+		if sig := ev.GetWorkflowExecutionSignaledEventAttributes(); sig != nil && sig.SignalName == activities.ProgressSignal {
+			var p activities.Progress
+			require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(sig.Input, &p))
+			reported = append(reported, p)
+		}
+	}
+	require.NotEmpty(t, reported, "no progress signal in the backup's history")
+	assert.NotEmpty(t, reported[0].Phase)
 
 	run, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: DrillWorkflowID("e2e-files"), TaskQueue: ControlTaskQueue},
 		RestoreDrillWorkflow, DrillInput{Dataset: "e2e-files"})
