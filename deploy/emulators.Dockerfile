@@ -5,10 +5,10 @@ ARG FAKE_GCS_VERSION=v1.56.1
 RUN GOBIN=/out go install github.com/minio/minio@${MINIO_VERSION} \
  && GOBIN=/out go install github.com/fsouza/fake-gcs-server@${FAKE_GCS_VERSION}
 
-FROM debian:bookworm-slim AS minio
+FROM debian:12-slim AS minio
 COPY --from=build /out/minio /usr/local/bin/minio
 ENTRYPOINT ["minio"]
 
-FROM debian:bookworm-slim AS fake-gcs-server
+FROM debian:12-slim AS fake-gcs-server
 COPY --from=build /out/fake-gcs-server /usr/local/bin/fake-gcs-server
 ENTRYPOINT ["fake-gcs-server"]
