@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -64,10 +65,18 @@ func objectivesOf(p activities.PlanResult) Objectives {
 
 // progressState answers ProgressQuery with the phase the workflow is in and, while a data
 // activity runs, the bytes done and ETA it reports by activities.ProgressSignal.
-type progressState struct{ p Progress }
+//
+// It also keeps the workflow's current details (shown on its Web UI page while it runs, and by
+// `temporal workflow metadata` at any time): the phase while running, the run's figures at
+// the end.
+type progressState struct {
+	ctx   workflow.Context
+	p     Progress
+	final bool // details hold the run's figures
+}
 
 func newProgress(ctx workflow.Context) (*progressState, error) {
-	s := &progressState{p: Progress{Phase: "plan", BytesTotal: -1, ETASeconds: -1}}
+	s := &progressState{ctx: ctx, p: Progress{Phase: "plan", BytesTotal: -1, ETASeconds: -1}}
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return s.p, nil }); err != nil {
 		return nil, err
 	}
@@ -86,6 +95,14 @@ func newProgress(ctx workflow.Context) (*progressState, error) {
 
 func (s *progressState) phase(p string) {
 	s.p = Progress{Phase: p, BytesTotal: -1, ETASeconds: -1}
+	workflow.SetCurrentDetails(s.ctx, fmt.Sprintf("In progress: **%s** since %s UTC (the `progress` query has bytes done and ETA)",
+		p, workflow.Now(s.ctx).UTC().Format(time.DateTime)))
+}
+
+// details sets the run's final figures (Markdown) as its current details.
+func (s *progressState) details(markdown string) {
+	s.final = true
+	workflow.SetCurrentDetails(s.ctx, markdown)
 }
 
 // activity takes the figures of the running data activity; a report that arrives late, once
@@ -99,4 +116,7 @@ func (s *progressState) activity(p activities.Progress) {
 
 func (s *progressState) done(bytes int64) {
 	s.p = Progress{Phase: "done", BytesDone: bytes, BytesTotal: bytes, ETASeconds: 0}
+	if !s.final {
+		workflow.SetCurrentDetails(s.ctx, "Done: see the result.")
+	}
 }

@@ -105,7 +105,7 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (BackupResult, error) 
 		figures[MetricBackupRPOSeconds] = res.RPOSeconds
 	}
 	gauges(ctx, in.Dataset, KindBackup, figures)
-	workflow.SetCurrentDetails(ctx, backupDetails(res))
+	prog.details(backupDetails(res))
 	prog.done(out.BytesRead)
 	log.Info("backup done", "dataset", in.Dataset, "point", res.RestorePoint, "rpo_seconds", res.RPOSeconds,
 		"rpo_known", known, "rpo_met", res.RPOMet)

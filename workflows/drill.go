@@ -92,7 +92,7 @@ func RestoreDrillWorkflow(ctx workflow.Context, in DrillInput) (DrillResult, err
 		MetricDrillRTOSeconds: res.RTOSeconds,
 		MetricObjectivesMet:   boolGauge(res.ObjectivesMet()),
 	})
-	workflow.SetCurrentDetails(ctx, drillDetails(res))
+	prog.details(drillDetails(res))
 	prog.done(out.Bytes)
 	log.Info("drill done", "dataset", in.Dataset, "point", res.RestorePoint, "rpo_seconds", res.RPOSeconds,
 		"rto_seconds", res.RTOSeconds, "verified", res.Verified, "objectives_met", res.ObjectivesMet())

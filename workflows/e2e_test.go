@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -83,6 +84,14 @@ func TestEndToEnd(t *testing.T) {
 	assert.True(t, drill.ObjectivesMet())
 	assert.Equal(t, int64(3*5000*6), drill.BytesRestored)
 	recordHistory(t, c, run.GetID(), run.GetRunID(), "RestoreDrillWorkflow-latest")
+
+	// The Web UI's "Current Details" come from the SDK's metadata query.
+	meta, err := c.QueryWorkflow(ctx, drill.WorkflowID, "", "__temporal_workflow_metadata")
+	require.NoError(t, err)
+	var md sdkpb.WorkflowMetadata
+	require.NoError(t, meta.Get(&md))
+	assert.Contains(t, md.GetCurrentDetails(), "**Restore drill of e2e-files**")
+	assert.Contains(t, md.GetCurrentDetails(), "| RTO | ")
 
 	val, err := c.QueryWorkflow(ctx, drill.WorkflowID, "", ProgressQuery)
 	require.NoError(t, err)
