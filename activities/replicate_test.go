@@ -18,6 +18,7 @@ import (
 	"github.com/drflow/drflow/internal/audit"
 	"github.com/drflow/drflow/internal/config"
 	"github.com/drflow/drflow/internal/repo"
+	"github.com/drflow/drflow/internal/testdeploy"
 	"github.com/drflow/drflow/providers"
 )
 
@@ -65,51 +66,16 @@ type replFixture struct {
 
 func newReplFixture(t *testing.T) replFixture {
 	t.Helper()
-	root := t.TempDir()
-	f := replFixture{stores: map[string]string{}, stateDir: filepath.Join(root, "state"), scratch: filepath.Join(root, "scratch")}
-	for _, l := range []string{"eu-primary", "eu-replica", "us-replica", "ap-catalog", "cn-replica"} {
-		f.stores[l] = filepath.Join(root, "stores", l)
-	}
-	source := filepath.Join(root, "source")
-	require.NoError(t, os.MkdirAll(filepath.Join(source, "sub"), 0o755))
+	files := map[string]string{}
 	for i, name := range []string{"a.txt", "sub/b.txt", secretName} {
-		data := strings.Repeat(fmt.Sprintf("%s line %d of %s\n", plaintextMarker, i, name), 3000)
-		require.NoError(t, os.WriteFile(filepath.Join(source, name), []byte(data), 0o644))
+		files[name] = strings.Repeat(fmt.Sprintf("%s line %d of %s\n", plaintextMarker, i, name), 3000)
 	}
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
-jurisdictions:
-  - {name: EU, regions: [eu-west-1, eu-central-1]}
-  - {name: US, regions: [us-east-1]}
-  - {name: APAC, regions: [ap-southeast-1]}
-  - {name: CN, regions: [cn-north-1]}
-keys:
-  - {name: eu-kek, jurisdiction: EU, provider: local, path: %s}
-locations:
-  - {name: eu-primary, provider: local, path: %s, region: eu-west-1}
-  - {name: eu-replica, provider: local, path: %s, region: eu-central-1}
-  - {name: us-replica, provider: local, path: %s, region: us-east-1}
-  - {name: ap-catalog, provider: local, path: %s, region: ap-southeast-1}
-  - {name: cn-replica, provider: local, path: %s, region: cn-north-1}
-policies:
-  - name: eu-gdpr
-    home: EU
-    rules:
-      - {jurisdiction: US, copy: encrypted, mechanism: scc}
-      - {jurisdiction: APAC, copy: metadata}
-tiers:
-  - {name: tier1, level: 1, rpo: 15m, rto: 1h, backup_every: 5m}
-datasets:
-  - name: files
-    classification: personal
-    policy: eu-gdpr
-    tier: tier1
-    primary: eu-primary
-    replicas: [eu-replica, us-replica, ap-catalog]
-    source: {type: directory, path: %s}
-`, filepath.Join(root, "keys", "eu.keyring"), f.stores["eu-primary"], f.stores["eu-replica"], f.stores["us-replica"],
-		f.stores["ap-catalog"], f.stores["cn-replica"], source)))
-	require.NoError(t, err)
-	f.cfg = cfg
+	d := testdeploy.New(t, testdeploy.Options{Files: files, Replicated: true})
+	f := replFixture{cfg: d.Config, stores: map[string]string{}, stateDir: filepath.Join(d.Root, "state"),
+		scratch: filepath.Join(d.Root, "scratch")}
+	for _, l := range []string{"eu-primary", "eu-replica", "us-replica", "ap-catalog", "cn-replica"} {
+		f.stores[l] = d.StoreDir(l)
+	}
 	return f
 }
 

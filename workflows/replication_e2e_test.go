@@ -22,6 +22,7 @@ import (
 	"github.com/drflow/drflow/activities"
 	"github.com/drflow/drflow/internal/audit"
 	"github.com/drflow/drflow/internal/config"
+	"github.com/drflow/drflow/internal/testdeploy"
 	"github.com/drflow/drflow/internal/testservers"
 )
 
@@ -40,48 +41,12 @@ func TestReplicationEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	root := t.TempDir()
-	storeDir := func(loc string) string { return filepath.Join(root, "stores", loc) }
-	source := filepath.Join(root, "source")
-	require.NoError(t, os.MkdirAll(filepath.Join(source, "sub"), 0o755))
 	files := map[string]string{}
 	for i, name := range []string{"a.txt", "sub/b.txt", e2eSecretName} {
 		files[name] = strings.Repeat(fmt.Sprintf("%s row %d\n", e2eMarker, i), 4000)
-		require.NoError(t, os.WriteFile(filepath.Join(source, name), []byte(files[name]), 0o644))
 	}
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
-jurisdictions:
-  - {name: EU, regions: [eu-west-1, eu-central-1]}
-  - {name: US, regions: [us-east-1]}
-  - {name: APAC, regions: [ap-southeast-1]}
-  - {name: CN, regions: [cn-north-1]}
-keys:
-  - {name: eu-kek, jurisdiction: EU, provider: local, path: %s}
-locations:
-  - {name: eu-primary, provider: local, path: %s, region: eu-west-1}
-  - {name: eu-replica, provider: local, path: %s, region: eu-central-1}
-  - {name: us-replica, provider: local, path: %s, region: us-east-1}
-  - {name: ap-catalog, provider: local, path: %s, region: ap-southeast-1}
-  - {name: cn-replica, provider: local, path: %s, region: cn-north-1}
-policies:
-  - name: eu-gdpr
-    home: EU
-    rules:
-      - {jurisdiction: US, copy: encrypted, mechanism: scc}
-      - {jurisdiction: APAC, copy: metadata}
-tiers:
-  - {name: tier1, level: 1, rpo: 15m, rto: 1h, backup_every: 5m, replication: sync}
-datasets:
-  - name: files
-    classification: personal
-    policy: eu-gdpr
-    tier: tier1
-    primary: eu-primary
-    replicas: [eu-replica, us-replica, ap-catalog]
-    source: {type: directory, path: %s}
-`, filepath.Join(root, "keys", "eu.keyring"), storeDir("eu-primary"), storeDir("eu-replica"), storeDir("us-replica"),
-		storeDir("ap-catalog"), storeDir("cn-replica"), source)))
-	require.NoError(t, err)
+	d := testdeploy.New(t, testdeploy.Options{Datasets: []string{"files"}, Files: files, Replicated: true, Replication: "sync"})
+	root, cfg, storeDir := d.Root, d.Config, d.StoreDir
 
 	acts, err := activities.New(ctx, cfg, activities.Options{StateDir: filepath.Join(root, "state"), Logger: zaptest.NewLogger(t)})
 	require.NoError(t, err)

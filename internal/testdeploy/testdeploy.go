@@ -33,7 +33,18 @@ type Options struct {
 	Datasets []string
 	// Files maps slash paths under Source to their content (default: three small files).
 	Files map[string]string
+	// Replicated configures four jurisdictions instead of one: home EU (eu-west-1 and
+	// eu-central-1), US, APAC and CN, with the locations eu-primary, eu-replica (full copy at
+	// home), us-replica (encrypted copies only, legal basis scc), ap-catalog (metadata only) and
+	// cn-replica (where the policy allows nothing, so no dataset lists it). Datasets replicate
+	// to the first three.
+	Replicated bool
+	// Replication is the tier's replication mode ("sync" or "async"; default async).
+	Replication string
 }
+
+// StoreDir returns the directory of the local store of location loc.
+func (d Deployment) StoreDir(loc string) string { return filepath.Join(d.Root, "stores", loc) }
 
 // New writes the deployment into a fresh temporary directory.
 func New(t testing.TB, opts Options) Deployment {
@@ -66,39 +77,28 @@ func New(t testing.TB, opts Options) Deployment {
 	}
 
 	var yaml strings.Builder
-	yaml.WriteString(`jurisdictions:
-  - name: EU
-    regions: [eu-west-1]
-keys:
-  - name: eu-kek
-    jurisdiction: EU
-    provider: local
-    path: keys/eu.keyring
-locations:
-  - name: eu-primary
-    provider: local
-    path: stores/eu-primary
-    region: eu-west-1
-policies:
-  - name: eu-only
-    home: EU
-tiers:
-  - name: tier1
-    level: 1
-    rpo: 15m
-    rto: 1h
-    backup_every: 5m
+	if opts.Replicated {
+		yaml.WriteString(replicatedLayout)
+	} else {
+		yaml.WriteString(singleRegionLayout)
+	}
+	replication := ""
+	if opts.Replication != "" {
+		replication = ", replication: " + opts.Replication
+	}
+	fmt.Fprintf(&yaml, `tiers:
+  - {name: tier1, level: 1, rpo: 15m, rto: 1h, backup_every: 5m%s}
 datasets:
-`)
+`, replication)
 	for _, ds := range opts.Datasets {
-		fmt.Fprintf(&yaml, `  - name: %s
-    classification: internal
-    policy: eu-only
-    tier: tier1
-    primary: eu-primary
-    source:
-      type: directory
-      path: source
+		if opts.Replicated {
+			fmt.Fprintf(&yaml, `  - {name: %s, classification: personal, policy: eu-gdpr, tier: tier1, primary: eu-primary,
+     replicas: [eu-replica, us-replica, ap-catalog], source: {type: directory, path: source}}
+`, ds)
+			continue
+		}
+		fmt.Fprintf(&yaml, `  - {name: %s, classification: internal, policy: eu-only, tier: tier1, primary: eu-primary,
+     source: {type: directory, path: source}}
 `, ds)
 	}
 	must(t, os.WriteFile(d.ConfigPath, []byte(yaml.String()), 0o644))
@@ -107,6 +107,37 @@ datasets:
 	d.Config = cfg
 	return d
 }
+
+const singleRegionLayout = `jurisdictions:
+  - {name: EU, regions: [eu-west-1]}
+keys:
+  - {name: eu-kek, jurisdiction: EU, provider: local, path: keys/eu.keyring}
+locations:
+  - {name: eu-primary, provider: local, path: stores/eu-primary, region: eu-west-1}
+policies:
+  - {name: eu-only, home: EU}
+`
+
+const replicatedLayout = `jurisdictions:
+  - {name: EU, regions: [eu-west-1, eu-central-1]}
+  - {name: US, regions: [us-east-1]}
+  - {name: APAC, regions: [ap-southeast-1]}
+  - {name: CN, regions: [cn-north-1]}
+keys:
+  - {name: eu-kek, jurisdiction: EU, provider: local, path: keys/eu.keyring}
+locations:
+  - {name: eu-primary, provider: local, path: stores/eu-primary, region: eu-west-1}
+  - {name: eu-replica, provider: local, path: stores/eu-replica, region: eu-central-1}
+  - {name: us-replica, provider: local, path: stores/us-replica, region: us-east-1}
+  - {name: ap-catalog, provider: local, path: stores/ap-catalog, region: ap-southeast-1}
+  - {name: cn-replica, provider: local, path: stores/cn-replica, region: cn-north-1}
+policies:
+  - name: eu-gdpr
+    home: EU
+    rules:
+      - {jurisdiction: US, copy: encrypted, mechanism: scc}
+      - {jurisdiction: APAC, copy: metadata}
+`
 
 func must(t testing.TB, err error) {
 	t.Helper()
