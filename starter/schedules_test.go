@@ -391,6 +391,11 @@ func checkCreated(t *testing.T, se scheduleEnv) {
 func testSchedulesFire(t *testing.T, se scheduleEnv) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// "timed" is for the timer-fired schedule at the end; the workers load it now.
+	se.d.write(t, "2h", [2]string{"files", "tier1"}, [2]string{"timed", "tier2"})
+	if code, _, errOut := se.cli(t, "schedules", "apply", "--paused"); code != exitOK {
+		t.Fatalf("apply: exit %d: %s", code, errOut)
+	}
 	cfg, err := config.Load(se.d.ConfigPath)
 	require.NoError(t, err)
 	acts, err := activities.New(ctx, cfg, activities.Options{StateDir: t.TempDir(), Logger: zaptest.NewLogger(t)})
@@ -457,6 +462,32 @@ func testSchedulesFire(t *testing.T, se scheduleEnv) {
 	code, out, errOut = se.cli(t, "schedules", "list")
 	require.Equal(t, exitOK, code, errOut)
 	assert.Regexp(t, `(?m)^  last run:  \S+ Completed \(`+regexp.QuoteMeta(backupRun.GetID())+`\)$`, out)
+
+	// A schedule also fires on its own timer: the tier 2 dataset "timed" backing up every 2 s
+	// (apply keeps it paused, as created; an operator unpauses it) starts a backup with
+	// nobody triggering it.
+	se.d.write(t, "2s", [2]string{"files", "tier1"}, [2]string{"timed", "tier2"})
+	code, out, errOut = se.cli(t, "schedules", "apply")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Regexp(t, `(?m)^updated +drflow-backup-timed: `, out)
+	h := se.c.ScheduleClient().GetHandle(ctx, "drflow-backup-timed")
+	t.Cleanup(func() { _ = h.Delete(context.Background()) })
+	require.NoError(t, h.Unpause(ctx, client.ScheduleUnpauseOptions{Note: "fire test"}))
+	var fired *client.ScheduleActionResult
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		desc, err := h.Describe(ctx)
+		require.NoError(ct, err)
+		require.NotEmpty(ct, desc.Info.RecentActions)
+		fired = &desc.Info.RecentActions[0]
+		require.NotNil(ct, fired.StartWorkflowResult)
+	}, 30*time.Second, 100*time.Millisecond, "the 2s backup schedule never fired")
+	assert.False(t, fired.ScheduleTime.IsZero(), "a timer-fired action has a scheduled time")
+	var timed workflows.BackupResult
+	run := se.c.GetWorkflow(ctx, fired.StartWorkflowResult.WorkflowID, fired.StartWorkflowResult.FirstExecutionRunID)
+	require.NoError(t, run.Get(ctx, &timed))
+	assert.Equal(t, "timed", timed.Dataset)
+	assert.NotEmpty(t, timed.RestorePoint)
+	require.NoError(t, h.Pause(ctx, client.SchedulePauseOptions{Note: "test done"}))
 }
 
 // triggerAndWait triggers schedule id, waits for the run it starts and stores its result.
