@@ -169,11 +169,21 @@ func TestComposeWorkers(t *testing.T) {
 		}
 		assertTemporalAddress(t, f, w.name, w.svc)
 
-		// Credentials: those of its region's locations, and none of any other region's.
+		// Credentials: those of its region's locations and of the replica locations of the
+		// datasets homed in its region (it writes their copies, as activities.New opens
+		// them), and none of any other location's.
+		targets := map[string]bool{}
+		for _, ds := range cfg.Datasets {
+			if home, ok := cfg.Location(ds.Primary); ok && home.Region == w.region {
+				for _, r := range ds.Replicas {
+					targets[r] = true
+				}
+			}
+		}
 		mine, others := map[string]bool{}, map[string]bool{}
 		for _, loc := range cfg.Locations {
 			for _, v := range credentialVars(loc) {
-				if loc.Region == w.region {
+				if loc.Region == w.region || targets[loc.Name] {
 					mine[v] = true
 				} else {
 					others[v] = true
