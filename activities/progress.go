@@ -26,14 +26,14 @@ const ProgressSignal = "drflow-progress"
 
 // DefaultProgressEvery is how often a data activity signals its progress: rarely enough that a
 // day-long backup adds a few thousand small events to its history, often enough for a person
-// watching.
+// watching. Activities shorter than this send none.
 const DefaultProgressEvery = 15 * time.Second
 
 // ProgressReporter delivers a data activity's progress to its workflow; the worker's is a
 // Temporal client's SignalWorkflow with ProgressSignal.
 type ProgressReporter func(ctx context.Context, workflowID, runID string, p Progress) error
 
-// heartbeater converts repo progress into heartbeats, and every ProgressEvery into a
+// heartbeater converts repo progress into heartbeats, and once per ProgressEvery into a
 // progress signal to the workflow. repo calls it from one goroutine at a time, and the SDK
 // throttles what reaches the server.
 type heartbeater struct {
@@ -42,12 +42,12 @@ type heartbeater struct {
 
 	signal     ProgressReporter // nil: heartbeats only
 	every      time.Duration
-	lastSignal time.Time
-	lastPhase  string
+	lastSignal time.Time // the activity's start until the first signal
 }
 
 func (a *Activities) newHeartbeater(ctx context.Context) *heartbeater {
 	h := &heartbeater{ctx: ctx, start: now(), every: a.ProgressEvery}
+	h.lastSignal = h.start
 	if activity.IsActivity(ctx) {
 		h.signal = a.ReportProgress
 	}
@@ -63,12 +63,13 @@ func (h *heartbeater) report(p repo.Progress) {
 	if h.signal == nil || p.Phase == repo.PhaseDone {
 		return
 	}
-	// A phase's first report and then one per interval.
+	// One per interval, the first after one interval: a short activity, whose workflow
+	// moves on before anyone could read its progress, costs no signal (and no workflow task).
 	t := now()
-	if p.Phase == h.lastPhase && t.Sub(h.lastSignal) < h.every {
+	if t.Sub(h.lastSignal) < h.every {
 		return
 	}
-	h.lastPhase, h.lastSignal = p.Phase, t
+	h.lastSignal = t
 	info := activity.GetInfo(h.ctx)
 	sctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
 	defer cancel()

@@ -43,7 +43,9 @@ func TestEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 
-	// One process serving every queue, as in the single-machine setup.
+	// One process serving every queue, as in the single-machine setup, reporting progress at
+	// every step (the default waits 15 s, longer than this whole test).
+	acts.ProgressEvery = time.Nanosecond
 	startWorkers(t, c, acts, ControlTaskQueue, RegionTaskQueue("eu-west-1"))
 
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: BackupWorkflowID("e2e-files"), TaskQueue: ControlTaskQueue},
