@@ -157,9 +157,6 @@ const foreignID = "nightly-report"
 // TestSchedules runs apply and list against one Temporal dev server, step by step: each step
 // starts from the state the previous one left.
 func TestSchedules(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a Temporal dev server")
-	}
 	srv := testservers.Temporal(t, testservers.TemporalOptions{SearchAttributes: workflows.SearchAttributeDefinitions()})
 	se := scheduleEnv{srv: srv, c: srv.Client(t), d: newScheduleDeployment(t)}
 	se.common = []string{"--config", se.d.ConfigPath, "--temporal-address", srv.Address, "--namespace", srv.Namespace}

@@ -31,9 +31,6 @@ func TestStatusUnreachableTemporal(t *testing.T) {
 }
 
 func TestStatusCommand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a Temporal dev server")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 

@@ -106,9 +106,6 @@ func TestWorkflowCommandsUnreachableTemporal(t *testing.T) {
 }
 
 func TestBackupAndDrillCommands(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a Temporal dev server")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
