@@ -6,13 +6,16 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.uber.org/zap"
 
+	"github.com/drflow/drflow/internal/config"
 	"github.com/drflow/drflow/internal/repo"
 )
 
-// RetentionActivityInput prunes one dataset on its primary location and collects its garbage.
-// Replicas are not collected: Copy writes into them without a backup lease.
+// RetentionActivityInput prunes one dataset on one of its locations and collects its garbage
+// there.
 type RetentionActivityInput struct {
 	Dataset string `json:"dataset"`
+	// Location is the primary (empty) or one of the dataset's replicas.
+	Location string `json:"location,omitempty"`
 }
 
 // HeldPoint is a restore point that retention would prune but a hold keeps.
@@ -24,10 +27,13 @@ type HeldPoint struct {
 // RetentionActivityResult is what Retention kept, pruned and freed. Points are restore point
 // IDs, oldest first.
 type RetentionActivityResult struct {
-	Location string      `json:"location"`
-	Kept     []string    `json:"kept"`
-	Pruned   []string    `json:"pruned"`
-	Held     []HeldPoint `json:"held"`
+	Location string `json:"location"`
+	// Mode is what the residency policy allows at a replica (full, encrypted or metadata:
+	// only catalog entries are pruned there, nothing is collected); empty at the primary.
+	Mode   string      `json:"mode,omitempty"`
+	Kept   []string    `json:"kept"`
+	Pruned []string    `json:"pruned"`
+	Held   []HeldPoint `json:"held"`
 	// The garbage collection: packs newly condemned, waiting for their grace period (or for
 	// a backup that started before they were condemned), and deleted.
 	PacksCondemned  int   `json:"packs_condemned"`
@@ -49,14 +55,18 @@ type RetentionProgress struct {
 	Total int64  `json:"total"`
 }
 
-// Retention applies the retention rules of the dataset's tier on its primary location: it
-// deletes the restore points the rules do not keep, except those under legal
-// hold or retention lock, then runs a garbage collection that condemns the packs no point
-// needs and deletes those condemned by an earlier run (see internal/repo, "Retention and
-// garbage collection"). It runs on the task queue of the primary's region.
+// Retention applies the retention rules of the dataset's tier on its primary location or on
+// one of its replicas: it deletes the restore points the rules do not keep, except those
+// under legal hold or retention lock, then runs a garbage collection that condemns the packs
+// no point needs and deletes those condemned by an earlier run (see internal/repo,
+// "Retention and garbage collection"; copies into a replica hold leases as backups do). At a
+// metadata-only replica it prunes the catalog entries by the same rules. The mode of a
+// replica is decided by the dataset's residency policy for its jurisdiction, as Replicate
+// decides it. It runs on the task queue of the primary's region, whose worker holds the
+// replicas' stores and the data key.
 func (a *Activities) Retention(ctx context.Context, in RetentionActivityInput) (RetentionActivityResult, error) {
 	var out RetentionActivityResult
-	ds, loc, err := a.lookup(in.Dataset, "")
+	ds, loc, err := a.lookup(in.Dataset, in.Location)
 	if err != nil {
 		return out, err
 	}
@@ -69,19 +79,44 @@ func (a *Activities) Retention(ctx context.Context, in RetentionActivityInput) (
 	if err := policy.Validate(); err != nil {
 		return out, nonRetryable(ErrTypeInvalidInput, "tier %s of dataset %s: %v", tier.Name, ds.Name, err)
 	}
-	r, err := a.repo(ds, loc)
-	if err != nil {
-		return out, err
+	out.Location = loc.Name
+	if loc.Name != ds.Primary {
+		pol, ok := a.Config.Policy(ds.Policy)
+		if !ok {
+			return out, nonRetryable(ErrTypeNotFound, "dataset %s: policy %q is not configured", ds.Name, ds.Policy)
+		}
+		mode, _, rule, ok := pol.Decide(loc.Jurisdiction)
+		if !ok || mode == config.CopyDenied {
+			return out, nonRetryable(ErrTypeInvalidInput, "retention of dataset %s at location %s: its residency policy allows no copy there (%s)",
+				ds.Name, loc.Name, rule)
+		}
+		out.Mode = string(mode)
 	}
 	log := a.logger().With(zap.String("dataset", ds.Name), zap.String("location", loc.Name))
-	out.Location = loc.Name
 	heartbeat := func(p repo.Progress) {
 		if activity.IsActivity(ctx) {
 			activity.RecordHeartbeat(ctx, RetentionProgress{Phase: p.Phase, Done: p.EntriesDone, Total: p.EntriesTotal})
 		}
 	}
 
-	pr, err := r.Prune(ctx, policy, repo.PruneOptions{Actor: actor(ctx), Progress: heartbeat})
+	var pr repo.PruneResult
+	var r *repo.Repo
+	if out.Mode == string(config.CopyMetadata) {
+		st := a.Stores[loc.Name]
+		if st == nil {
+			return out, nonRetryable(ErrTypeNotServed, "this worker has no store for location %s (region %s)", loc.Name, loc.Region)
+		}
+		if a.Audit == nil {
+			return out, nonRetryable(ErrTypeNotServed, "this worker has no audit log")
+		}
+		heartbeat(repo.Progress{Phase: repo.PhasePrune})
+		pr, err = repo.PruneCatalog(ctx, st, ds.Name, policy, repo.CatalogPruneOptions{Actor: actor(ctx), Audit: a.Audit, Logger: log})
+	} else {
+		if r, err = a.repo(ds, loc); err != nil {
+			return out, err
+		}
+		pr, err = r.Prune(ctx, policy, repo.PruneOptions{Actor: actor(ctx), Progress: heartbeat})
+	}
 	if err != nil {
 		log.Warn("prune failed", zap.String("class", errorClass(err)))
 		return out, classify(err)
@@ -95,6 +130,11 @@ func (a *Activities) Retention(ctx context.Context, in RetentionActivityInput) (
 	}
 	for _, h := range pr.Held {
 		out.Held = append(out.Held, HeldPoint{Point: h.ID, Reason: h.Reason})
+	}
+	if r == nil {
+		log.Info("catalog retention done", zap.Int("kept", len(out.Kept)), zap.Int("pruned", len(out.Pruned)),
+			zap.Int("held", len(out.Held)))
+		return out, nil
 	}
 
 	gr, err := r.GC(ctx, repo.GCOptions{Actor: actor(ctx), Progress: heartbeat})

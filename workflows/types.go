@@ -231,6 +231,22 @@ type RetentionResult struct {
 	Held            []string `json:"held"`
 	ChunksCollected int64    `json:"chunks_collected"`
 	BytesFreed      int64    `json:"bytes_freed"`
+	// Replicas is the retention of each replica, in configuration order (the fields above
+	// are the primary's).
+	Replicas []ReplicaRetention `json:"replicas,omitempty"`
+}
+
+// ReplicaRetention is what retention did at one replica. Mode is what the residency policy
+// allows there: full or encrypted (points pruned, packs collected) or metadata (catalog
+// entries pruned).
+type ReplicaRetention struct {
+	Location       string   `json:"location"`
+	Mode           string   `json:"mode"`
+	Kept           []string `json:"kept"`
+	Pruned         []string `json:"pruned"`
+	Held           []string `json:"held"`
+	PacksCondemned int      `json:"packs_condemned"`
+	BytesFreed     int64    `json:"bytes_freed"`
 }
 
 // InputError is one problem with one field of a workflow input. Validate returns every

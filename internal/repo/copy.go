@@ -42,6 +42,11 @@ type CopyOptions struct {
 	// stores' Location().
 	SourceLocation, SourceJurisdiction string
 	DestLocation, DestJurisdiction     string
+	// LeaseTTL is the lifetime of the copy's lease at the destination; 0 means
+	// DefaultLeaseTTL. It must agree with the destination's GC (Options.LeaseTTL).
+	LeaseTTL time.Duration
+
+	now func() time.Time // tests move the lease clock
 }
 
 // CopyResult describes a copy.
@@ -78,6 +83,13 @@ func (o *CopyOptions) event(src, dst providers.Store, mode, point string) audit.
 // (datasets/<ds>/keys/, needed to restore there and useless without the home KEK), then the
 // manifest, last, so that dst never shows a restore point whose chunks are not all there.
 // Objects dst already has are skipped: packs, indexes and manifests are immutable.
+//
+// Copy holds a lease at the destination (datasets/<ds>/leases/copy-...) from before it lists
+// anything until it ends, that has seen no condemned list: a GC of the destination that reads
+// it deletes no condemned pack, so the packs the copy finds there stay until its manifest is
+// written and marks them. Condemned packs it relies on are checked again before the manifest
+// (see doc.go, "Copy"); if a GC that started before the lease is still running then, Copy
+// fails with the retryable ErrGCRunning.
 func Copy(ctx context.Context, src, dst providers.Store, dataset, pointID string, opts CopyOptions) (CopyResult, error) {
 	start := time.Now()
 	var res CopyResult
@@ -105,7 +117,14 @@ func Copy(ctx context.Context, src, dst providers.Store, dataset, pointID string
 	if c.workers <= 0 {
 		c.workers = 4
 	}
-	err = c.run(ctx, pointID, &res)
+	c.dstRepo = &Repo{store: dst, dataset: dataset, log: c.log, leaseTTL: opts.LeaseTTL, now: opts.now}
+	if c.dstRepo.leaseTTL <= 0 {
+		c.dstRepo.leaseTTL = DefaultLeaseTTL
+	}
+	if c.dstRepo.now == nil {
+		c.dstRepo.now = time.Now
+	}
+	err = c.leased(ctx, pointID, &res)
 	res.ObjectsCopied, res.ObjectsSkipped, res.BytesCopied = c.copied.Load(), c.skipped.Load(), c.bytes.Load()
 	res.Duration = time.Since(start)
 	ev := opts.event(src, dst, opts.Mode, pointID)
@@ -125,15 +144,49 @@ func Copy(ctx context.Context, src, dst providers.Store, dataset, pointID string
 
 type copier struct {
 	src, dst providers.Store
+	dstRepo  *Repo // the destination, for its lease and condemned lists (no keys)
 	dataset  string
 	log      *zap.Logger
 	workers  int
-	copied   atomic.Int64
-	skipped  atomic.Int64
-	bytes    atomic.Int64
+	// gcRuns are the leases of GC runs live when the copy's lease was written; condemned
+	// the destination's condemned packs read after it.
+	gcRuns    []string
+	condemned map[packID]condemnedPack
+	copied    atomic.Int64
+	skipped   atomic.Int64
+	bytes     atomic.Int64
 }
 
-func (c *copier) run(ctx context.Context, pointID string, res *CopyResult) error {
+// leased runs the copy under a lease at the destination.
+func (c *copier) leased(ctx context.Context, pointID string, res *CopyResult) error {
+	run, err := newPointID(c.dstRepo.now())
+	if err != nil {
+		return err
+	}
+	h, err := c.dstRepo.acquireLease(ctx, copyLeasePrefix+run)
+	if err != nil {
+		return err
+	}
+	defer h.release(ctx)
+	// GC runs that were under way before the lease was written may not have seen it.
+	leases, err := c.dstRepo.readLeases(ctx)
+	if err != nil {
+		return err
+	}
+	for _, l := range leases {
+		if strings.HasPrefix(l.Run, gcLeasePrefix) && l.live(c.dstRepo.now(), c.dstRepo.leaseTTL) {
+			c.gcRuns = append(c.gcRuns, l.Run)
+		}
+	}
+	_, _, condemned, err := c.dstRepo.readCondemned(ctx)
+	if err != nil {
+		return err
+	}
+	c.condemned = condemned
+	return c.run(ctx, pointID, res, h)
+}
+
+func (c *copier) run(ctx context.Context, pointID string, res *CopyResult, lease *leaseHolder) error {
 	mkey := pointKey(c.dataset, pointID)
 	info, err := c.src.Stat(ctx, mkey)
 	if err != nil {
@@ -156,8 +209,12 @@ func (c *copier) run(ctx context.Context, pointID string, res *CopyResult) error
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.workers)
+	var suspect []packID // condemned at the destination, relied on as present
 	for _, id := range ids {
 		pk, ik := packKey(c.dataset, id), indexKey(c.dataset, id)
+		if _, ok := c.condemned[id]; ok && (havePack[pk] || haveIdx[ik]) {
+			suspect = append(suspect, id)
+		}
 		if havePack[pk] && haveIdx[ik] {
 			c.skipped.Add(2)
 			continue
@@ -191,6 +248,13 @@ func (c *copier) run(ctx context.Context, pointID string, res *CopyResult) error
 	if err := c.copyKeys(ctx); err != nil {
 		return err
 	}
+	if err := c.recheck(ctx, suspect); err != nil {
+		return err
+	}
+	// A lease that went unrefreshed for half its TTL may have been taken for dead.
+	if err := lease.confirm(ctx); err != nil {
+		return err
+	}
 
 	// The manifest last.
 	sum, err := c.copyManifest(ctx, mkey)
@@ -198,6 +262,44 @@ func (c *copier) run(ctx context.Context, pointID string, res *CopyResult) error
 		return err
 	}
 	res.ManifestHash = sum
+	return nil
+}
+
+// recheck makes sure that the packs the copy found condemned at the destination, and relied
+// on, are still there. Only a GC that read the leases before the copy's lease was written
+// can delete them, and such a GC was running when the copy read the leases; once it has
+// ended, every later GC sees the lease and deletes no condemned pack. So: if one of those GC
+// runs is still live, fail retryably; otherwise copy again whatever it deleted.
+func (c *copier) recheck(ctx context.Context, suspect []packID) error {
+	if len(suspect) == 0 {
+		return nil
+	}
+	for _, run := range c.gcRuns {
+		l, err := c.dstRepo.readLease(ctx, run)
+		if err != nil {
+			return err
+		}
+		if l != nil && l.live(c.dstRepo.now(), c.dstRepo.leaseTTL) {
+			return fmt.Errorf("%w (run %s, %d condemned packs relied on)", ErrGCRunning, strings.TrimPrefix(run, gcLeasePrefix), len(suspect))
+		}
+	}
+	for _, id := range suspect {
+		for _, key := range []string{packKey(c.dataset, id), indexKey(c.dataset, id)} {
+			_, err := c.dst.Stat(ctx, key)
+			if err == nil {
+				continue
+			}
+			if !isNotFound(err) {
+				return fmt.Errorf("stat destination pack: %w", err)
+			}
+			if _, err := c.copyObject(ctx, key, nil); err != nil {
+				if isNotFound(err) && c.collected(ctx, indexKey(c.dataset, id)) {
+					break // collected at the source too: no point references it
+				}
+				return err
+			}
+		}
+	}
 	return nil
 }
 

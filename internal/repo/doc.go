@@ -15,7 +15,7 @@
 //	points/<point id>         manifests, written last with a conditional create
 //	checkpoints/<run>/state   the sealed resume state of a running backup
 //	checkpoints/<run>/frames/<n>  entry frames of that backup's manifest, already sealed
-//	leases/<run>              a running backup's lease (plain JSON)
+//	leases/<run>              a running backup's, copy's (copy-...) or GC's (gc-...) lease (plain JSON)
 //	condemned/<list>          packs a GC found unreferenced (plain JSON)
 //	catalog/<point id>.json   catalog entries (CopyMetadata), in metadata-only locations
 //
@@ -153,8 +153,8 @@
 // checkpoint that references a collected chunk is discarded. A restore that loaded the index
 // before a duplicate copy was deleted fails with the retryable ErrPackCollected, not with an
 // integrity error. Lease times come from the workers' clocks, which must agree to within a
-// fraction of the lease TTL. One GC of a dataset runs at a time (the retention workflow's
-// ID), and only where backups write: Copy takes no lease, so replicas are not collected.
+// fraction of the lease TTL. One GC of a dataset and location runs at a time (the retention
+// workflow's ID). Replicas are collected too: copies into them hold leases (see "Copy").
 //
 // Checkpoints of runs without a live lease whose state is older than the checkpoint TTL
 // (default 8 days, beyond the 7 days a backup activity may be retried) are deleted, their
@@ -166,5 +166,25 @@
 // dataset's: which packs a point uses is sealed in its manifest; packs that GC deletes
 // meanwhile are skipped), then the wrapped key objects (replacing ones that differ), then
 // the manifest last. CopyMetadata writes a catalog entry with counts, sizes and the
-// manifest's SHA-256 — no names, keys or content.
+// manifest's SHA-256 — no names, keys or content; PruneCatalog applies a retention policy to
+// those entries, keeping held ones.
+//
+// A copy is safe against a GC of the destination as a backup is against its own GC:
+//
+//  1. GC writes a lease of its own, leases/gc-<run>, before it reads the leases, and deletes
+//     it when it ends.
+//  2. Copy writes its lease, leases/copy-<id>, before it reads anything, with no condemned
+//     list seen (it cannot leave condemned packs out: it has no keys to write their chunks
+//     elsewhere), refreshes it like a backup and deletes it at the end, also on failure.
+//     Then it notes the live GC leases and reads the condemned lists; then it lists the
+//     destination and skips the packs it has.
+//  3. A GC that read the leases after step 2 deletes no condemned pack while the copy runs:
+//     the copy's lease has seen no list. Once the manifest is written, GC marks its packs and
+//     rescues those that were condemned.
+//  4. Only a GC that read the leases earlier could delete a pack the copy skipped, and only one
+//     condemned in a list the copy read (GC deletes packs before it replaces the lists it
+//     read). So, before the manifest, if the copy skipped such a pack: should one of the GC
+//     leases noted in step 2 still be live, Copy fails with the retryable ErrGCRunning; if
+//     none is, it copies again every such pack or index that is gone. Then it confirms its
+//     lease (ErrLeaseLapsed if it went unrefreshed for half the TTL) and writes the manifest.
 package repo

@@ -178,11 +178,27 @@ type blobRef struct {
 
 func (g *collector) run(ctx context.Context) error {
 	r := g.r
+	// GC holds a lease of its own while it runs, so that a copy into this store can tell
+	// whether a GC that may not have seen the copy's lease is still running.
+	run, err := newPointID(g.now)
+	if err != nil {
+		return err
+	}
+	own, err := r.acquireLease(ctx, gcLeasePrefix+run)
+	if err != nil {
+		return err
+	}
+	defer own.release(ctx)
 	// Leases first: a backup that finishes after this read wrote its manifest before it
 	// deleted its lease, so the marking below sees that manifest.
-	var err error
-	if g.leases, err = r.readLeases(ctx); err != nil {
+	leases, err := r.readLeases(ctx)
+	if err != nil {
 		return err
+	}
+	for _, l := range leases {
+		if l.Run != own.l.Run {
+			g.leases = append(g.leases, l)
+		}
 	}
 	g.live = map[string]bool{}
 	for _, l := range g.leases {

@@ -34,10 +34,21 @@ const (
 // chunk it reuses.
 var ErrLeaseLapsed = errors.New("backup lease lapsed: not refreshed in time, packs it reuses may have been collected")
 
+// ErrGCRunning fails a copy that relies on packs condemned at its destination while a
+// garbage collection there, which started before the copy's lease was written, is still
+// running: it may delete them. A retry finds them condemned or gone, and copies them again.
+var ErrGCRunning = errors.New("a garbage collection at the destination started before this copy and is still running; retry")
+
 const (
 	leaseFormat        = 1
 	maxLeaseObject     = 1 << 20
 	maxCondemnedObject = 256 << 20
+)
+
+// Lease names of runs other than backups: a copy into the store, a garbage collection.
+const (
+	copyLeasePrefix = "copy-"
+	gcLeasePrefix   = "gc-"
 )
 
 func leasesPrefix(ds string) string       { return datasetPrefix(ds) + "leases/" }
