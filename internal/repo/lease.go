@@ -57,7 +57,8 @@ func condemnedPrefix(ds string) string    { return datasetPrefix(ds) + "condemne
 func condemnedKey(ds, name string) string { return condemnedPrefix(ds) + name }
 func isCondemnedName(name string) bool    { _, err := ParsePointID(name); return err == nil }
 
-// lease is datasets/<ds>/leases/<run>: a running backup's claim that GC must respect. It is
+// lease is datasets/<ds>/leases/<run>: a running backup's (or copy's, copy-<id>) claim that GC
+// must respect; a running GC holds one too (gc-<id>), so that copies can tell it runs. It is
 // plain JSON: it holds run IDs, times and condemned list names, nothing secret.
 type lease struct {
 	Format    int       `json:"format"`
@@ -116,7 +117,7 @@ func (h *leaseHolder) write(ctx context.Context) error {
 		return fmt.Errorf("encode lease: %w", err)
 	}
 	if _, err := h.r.store.Put(ctx, leaseKey(h.r.dataset, h.l.Run), bytes.NewReader(b), providers.PutOptions{ContentType: "application/json"}); err != nil {
-		return fmt.Errorf("write backup lease %s: %w", h.l.Run, err)
+		return fmt.Errorf("write lease %s: %w", h.l.Run, err)
 	}
 	return nil
 }
@@ -146,7 +147,7 @@ func (h *leaseHolder) loop(ctx context.Context) {
 		select {
 		case <-t.C:
 			if err := h.refresh(ctx, nil); err != nil && ctx.Err() == nil {
-				h.r.log.Warn("could not refresh backup lease", zap.String("run", h.l.Run), zap.Error(err))
+				h.r.log.Warn("could not refresh lease", zap.String("run", h.l.Run), zap.Error(err))
 			}
 		case <-h.stop:
 			return
@@ -181,7 +182,7 @@ func (h *leaseHolder) release(ctx context.Context) {
 	defer cancel()
 	if err := h.r.store.Delete(ctx, leaseKey(h.r.dataset, h.l.Run)); err != nil && !isNotFound(err) {
 		// It dies by itself after its TTL.
-		h.r.log.Warn("could not delete backup lease", zap.String("run", h.l.Run), zap.Error(err))
+		h.r.log.Warn("could not delete lease", zap.String("run", h.l.Run), zap.Error(err))
 	}
 }
 
@@ -193,7 +194,7 @@ func (r *Repo) readLeases(ctx context.Context) ([]lease, error) {
 		runs = append(runs, strings.TrimPrefix(oi.Key, prefix))
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("list backup leases of %s: %w", r.dataset, err)
+		return nil, fmt.Errorf("list leases of %s: %w", r.dataset, err)
 	}
 	var out []lease
 	for _, run := range runs {
@@ -217,11 +218,11 @@ func (r *Repo) readLease(ctx context.Context, run string) (*lease, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read backup lease %s: %w", run, err)
+		return nil, fmt.Errorf("read lease %s: %w", run, err)
 	}
 	var l lease
 	if err := json.Unmarshal(b, &l); err != nil || l.Format != leaseFormat || l.Run != run || l.Dataset != r.dataset {
-		r.log.Warn("unreadable backup lease blocks pack deletion", zap.String("run", run))
+		r.log.Warn("unreadable lease blocks pack deletion", zap.String("run", run))
 		now := r.now()
 		l = lease{Format: leaseFormat, Dataset: r.dataset, Run: run, Started: now, Refreshed: now}
 	}
