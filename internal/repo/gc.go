@@ -606,6 +606,11 @@ func (g *collector) markCheckpoint(ctx context.Context, cp *checkpoint, dec *zst
 	var ev event
 	var batch []keys.ChunkID
 	for i := uint32(1); i <= cp.Boundary.Frame; i++ {
+		if i == cp.Boundary.Frame && cp.Boundary.Offset == 0 {
+			// The successor starts at the beginning of this frame, which need not exist yet:
+			// the resume reads only the frames before it (backup.resume does the same).
+			break
+		}
 		wire, err := readSmall(ctx, g.r.store, framePartKey(g.r.dataset, cp.RunID, i), maxFramePlain+frameSlack+4)
 		if isNotFound(err) || errors.Is(err, ErrFormat) {
 			return false, nil

@@ -503,3 +503,41 @@ func TestRestoreOfCollectedPackIsRetryableNotDamage(t *testing.T) {
 		})
 	}
 }
+
+// A checkpoint whose successor starts at the beginning of a frame (boundary offset 0) names a
+// frame that does not exist yet. GC must still mark it, reading only the frames before, as a
+// resume does; before this was fixed it skipped such a checkpoint and condemned the packs
+// the resume would rely on.
+func TestGCMarksCheckpointWithBoundaryAtFrameStart(t *testing.T) {
+	t.Parallel()
+	f, _ := gcFixture(t)
+	f.repo.packTarget = 512 << 10
+	ctx := context.Background()
+	var files []memFile
+	for i := range 12 {
+		files = append(files, file(fmt.Sprintf("f%02d.bin", i), 0o600, i, randomBytes(int64(300+i), 300<<10)))
+	}
+	src := newMemSource(files)
+	interrupt(t, f, src, "crashed", 2)
+
+	kc := newKeyCache(ctx, f.keys, f.store, "customers")
+	cp, err := f.repo.loadCheckpoint(ctx, "crashed", kc)
+	require.NoError(t, err)
+	last := uint32(0)
+	for _, k := range listAll(t, f.store, runPrefix("customers", "crashed")+"frames/") {
+		var n uint32
+		_, err := fmt.Sscanf(k[strings.LastIndex(k, "/")+1:], "%d", &n)
+		require.NoError(t, err, k)
+		last = max(last, n)
+	}
+	require.Positive(t, last, "the interrupted backup uploaded frames")
+	// Rewrite the checkpoint so that its successor starts a new frame after the last one.
+	cp.Boundary = framePos{Frame: last + 1, Offset: 0}
+	dk, err := kc.get(cp.Epoch)
+	require.NoError(t, err)
+	require.NoError(t, f.repo.saveCheckpoint(ctx, dk, cp))
+
+	g := f.gc(GCOptions{})
+	assert.Equal(t, 1, g.Checkpoints, "the checkpoint is marked")
+	assert.Positive(t, g.PacksReferenced, "and the packs it references stay")
+}
