@@ -18,7 +18,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/drflow/drflow/activities"
@@ -27,6 +26,7 @@ import (
 	"github.com/drflow/drflow/internal/schedules"
 	"github.com/drflow/drflow/internal/testdeploy"
 	"github.com/drflow/drflow/internal/testservers"
+	"github.com/drflow/drflow/internal/testworker"
 	"github.com/drflow/drflow/workflows"
 )
 
@@ -398,15 +398,7 @@ func testSchedulesFire(t *testing.T, se scheduleEnv) {
 	acts, err := activities.New(ctx, cfg, activities.Options{StateDir: t.TempDir(), Logger: zaptest.NewLogger(t)})
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, acts.Close(context.Background())) })
-	for _, queue := range []string{workflows.ControlTaskQueue, workflows.RegionTaskQueue("eu-west-1")} {
-		w := worker.New(se.c, queue, worker.Options{})
-		w.RegisterWorkflow(workflows.BackupWorkflow)
-		w.RegisterWorkflow(workflows.RestoreDrillWorkflow)
-		w.RegisterWorkflow(workflows.RetentionWorkflow)
-		w.RegisterActivity(acts)
-		require.NoError(t, w.Start())
-		t.Cleanup(w.Stop)
-	}
+	testworker.Start(t, se.c, acts)
 
 	var backup workflows.BackupResult
 	backupRun := triggerAndWait(ctx, t, se, "drflow-backup-files", &backup)

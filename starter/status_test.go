@@ -10,12 +10,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/drflow/drflow/activities"
 	"github.com/drflow/drflow/internal/testdeploy"
 	"github.com/drflow/drflow/internal/testservers"
+	"github.com/drflow/drflow/internal/testworker"
 	"github.com/drflow/drflow/workflows"
 )
 
@@ -43,14 +43,7 @@ func TestStatusCommand(t *testing.T) {
 	c, err := client.Dial(client.Options{HostPort: srv.Address, Namespace: srv.Namespace, Logger: quietLogger{}})
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
-	for _, queue := range []string{workflows.ControlTaskQueue, workflows.RegionTaskQueue("eu-west-1")} {
-		w := worker.New(c, queue, worker.Options{})
-		w.RegisterWorkflow(workflows.BackupWorkflow)
-		w.RegisterWorkflow(workflows.RestoreDrillWorkflow)
-		w.RegisterActivity(acts)
-		require.NoError(t, w.Start())
-		t.Cleanup(w.Stop)
-	}
+	testworker.Start(t, c, acts)
 	run := func(id string, wfn, in, out any) {
 		t.Helper()
 		r, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{

@@ -17,12 +17,12 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/drflow/drflow/activities"
 	"github.com/drflow/drflow/internal/testdeploy"
 	"github.com/drflow/drflow/internal/testservers"
+	"github.com/drflow/drflow/internal/testworker"
 	"github.com/drflow/drflow/workflows"
 )
 
@@ -124,14 +124,7 @@ func startWorkers(ctx context.Context, t *testing.T, c client.Client) {
 	acts, err := activities.New(ctx, d.Config, activities.Options{StateDir: filepath.Join(d.Root, "state"), Logger: zaptest.NewLogger(t)})
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, acts.Close(context.Background())) })
-	for _, queue := range []string{workflows.ControlTaskQueue, workflows.RegionTaskQueue("eu-west-1")} {
-		w := worker.New(c, queue, worker.Options{})
-		w.RegisterWorkflow(workflows.BackupWorkflow)
-		w.RegisterWorkflow(workflows.RestoreDrillWorkflow)
-		w.RegisterActivity(acts)
-		require.NoError(t, w.Start())
-		t.Cleanup(w.Stop)
-	}
+	testworker.Start(t, c, acts)
 }
 
 // backupAndDrill backs up the dataset "files" and drills a restore of it, and returns the
