@@ -347,14 +347,8 @@ func TestBackupAfterCondemnationDoesNotReuseCondemnedPacks(t *testing.T) {
 func TestGCCollectsCrashLeftovers(t *testing.T) {
 	t.Parallel()
 	f, clk := gcFixture(t)
-	f.repo.packTarget = 512 << 10
 	ctx := context.Background()
-	var files []memFile
-	for i := range 12 {
-		files = append(files, file(fmt.Sprintf("f%02d.bin", i), 0o600, i, randomBytes(int64(100+i), 300<<10)))
-	}
-	src := newMemSource(files)
-	interrupt(t, f, src, "crashed", 2)
+	files, src := crashedBackup(t, f, 100)
 	id, err := newPackID()
 	require.NoError(t, err)
 	_, err = f.store.Put(ctx, packKey("customers", id), bytes.NewReader(randomBytes(9, 5000)), providers.PutOptions{})
@@ -511,14 +505,8 @@ func TestRestoreOfCollectedPackIsRetryableNotDamage(t *testing.T) {
 func TestGCMarksCheckpointWithBoundaryAtFrameStart(t *testing.T) {
 	t.Parallel()
 	f, _ := gcFixture(t)
-	f.repo.packTarget = 512 << 10
 	ctx := context.Background()
-	var files []memFile
-	for i := range 12 {
-		files = append(files, file(fmt.Sprintf("f%02d.bin", i), 0o600, i, randomBytes(int64(300+i), 300<<10)))
-	}
-	src := newMemSource(files)
-	interrupt(t, f, src, "crashed", 2)
+	crashedBackup(t, f, 300)
 
 	kc := newKeyCache(ctx, f.keys, f.store, "customers")
 	cp, err := f.repo.loadCheckpoint(ctx, "crashed", kc)
@@ -540,4 +528,18 @@ func TestGCMarksCheckpointWithBoundaryAtFrameStart(t *testing.T) {
 	g := f.gc(GCOptions{})
 	assert.Equal(t, 1, g.Checkpoints, "the checkpoint is marked")
 	assert.Positive(t, g.PacksReferenced, "and the packs it references stay")
+}
+
+// crashedBackup runs a backup "crashed" of 12 files of 300 KiB in small packs (contents from
+// seed) and interrupts it after its second checkpoint.
+func crashedBackup(t *testing.T, f *fixture, seed int64) ([]memFile, *memSource) {
+	t.Helper()
+	f.repo.packTarget = 512 << 10
+	var files []memFile
+	for i := range 12 {
+		files = append(files, file(fmt.Sprintf("f%02d.bin", i), 0o600, i, randomBytes(seed+int64(i), 300<<10)))
+	}
+	src := newMemSource(files)
+	interrupt(t, f, src, "crashed", 2)
+	return files, src
 }
