@@ -40,6 +40,7 @@ type heartbeater struct {
 	ctx   context.Context
 	start time.Time
 
+	inActivity bool
 	signal     ProgressReporter // nil: heartbeats only
 	every      time.Duration
 	lastSignal time.Time // the activity's start until the first signal
@@ -49,7 +50,7 @@ func (a *Activities) newHeartbeater(ctx context.Context) *heartbeater {
 	h := &heartbeater{ctx: ctx, start: now(), every: a.ProgressEvery}
 	h.lastSignal = h.start
 	if activity.IsActivity(ctx) {
-		h.signal = a.ReportProgress
+		h.inActivity, h.signal = true, a.ReportProgress
 	}
 	if h.every <= 0 {
 		h.every = DefaultProgressEvery
@@ -58,6 +59,9 @@ func (a *Activities) newHeartbeater(ctx context.Context) *heartbeater {
 }
 
 func (h *heartbeater) report(p repo.Progress) {
+	if !h.inActivity {
+		return // called directly (tests, the CLI): nobody to heartbeat to
+	}
 	pr := progressOf(p, now().Sub(h.start))
 	activity.RecordHeartbeat(h.ctx, pr)
 	if h.signal == nil || p.Phase == repo.PhaseDone {
