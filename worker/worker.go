@@ -220,10 +220,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) (err error) {
 			OnFatalError:      func(err error) { report(fatal, fmt.Errorf("worker on task queue %s: %w", q, err)) },
 		})
 		// Workflows run on any queue; the activities refuse work for regions they do not hold.
-		w.RegisterWorkflow(workflows.BackupWorkflow)
-		w.RegisterWorkflow(workflows.RestoreDrillWorkflow)
-		w.RegisterWorkflow(workflows.ReplicateWorkflow)
-		w.RegisterWorkflow(workflows.RetentionWorkflow)
+		workflows.Register(w)
 		w.RegisterActivity(acts)
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("start worker on task queue %s (namespace %s): %w", q, o.namespace, err)

@@ -21,10 +21,7 @@ func startWorkers(t testing.TB, c client.Client, acts *activities.Activities, qu
 	}
 	for _, queue := range queues {
 		w := worker.New(c, queue, worker.Options{})
-		w.RegisterWorkflow(BackupWorkflow)
-		w.RegisterWorkflow(RestoreDrillWorkflow)
-		w.RegisterWorkflow(ReplicateWorkflow)
-		w.RegisterWorkflow(RetentionWorkflow)
+		Register(w)
 		w.RegisterActivity(acts)
 		require.NoError(t, w.Start())
 		t.Cleanup(w.Stop)

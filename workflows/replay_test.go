@@ -56,17 +56,15 @@ func TestReplayRecordedHistories(t *testing.T) {
 	for _, f := range files {
 		covered[strings.SplitN(filepath.Base(f), "-", 2)[0]] = true
 	}
-	for _, wf := range []string{"BackupWorkflow", "RestoreDrillWorkflow", "ReplicateWorkflow", "RetentionWorkflow"} {
+	for _, fn := range All() {
+		wf := workflowName(fn)
 		assert.True(t, covered[wf], "no recorded history of %s in %s", wf, historiesDir)
 	}
 
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflow(BackupWorkflow)
-			r.RegisterWorkflow(RestoreDrillWorkflow)
-			r.RegisterWorkflow(ReplicateWorkflow)
-			r.RegisterWorkflow(RetentionWorkflow)
+			Register(r)
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
 	}

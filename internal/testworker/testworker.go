@@ -27,10 +27,7 @@ func Start(t testing.TB, c client.Client, acts *activities.Activities, queues ..
 	}
 	for _, queue := range queues {
 		w := worker.New(c, queue, worker.Options{})
-		w.RegisterWorkflow(workflows.BackupWorkflow)
-		w.RegisterWorkflow(workflows.RestoreDrillWorkflow)
-		w.RegisterWorkflow(workflows.ReplicateWorkflow)
-		w.RegisterWorkflow(workflows.RetentionWorkflow)
+		workflows.Register(w)
 		w.RegisterActivity(acts)
 		if err := w.Start(); err != nil {
 			t.Fatalf("start worker on %s: %v", queue, err)
