@@ -22,6 +22,8 @@ const (
 	KindPrune = "restore_point.pruned"
 	// KindGC is a garbage collection of a dataset's unreferenced packs.
 	KindGC = "gc"
+	// KindRunbook is a step of a runbook run: a notice, an approval gate's outcome.
+	KindRunbook = "runbook"
 )
 
 // Outcomes.
@@ -55,8 +57,9 @@ type Event struct {
 	CopyMode   string `json:"copy_mode,omitempty"`
 	LegalBasis string `json:"legal_basis,omitempty"`
 
-	// Operation names a key operation: wrap, unwrap, rotate_kek, rotate_dek, revoke, shred,
-	// split, combine.
+	// Operation names a key operation (wrap, unwrap, rotate_kek, rotate_dek, revoke, shred,
+	// split, combine), a legal hold's step (placed, applied, covered, approved, released,
+	// refused) or a runbook's (notify, approved, rejected, timed_out).
 	Operation string `json:"operation,omitempty"`
 	KeyID     string `json:"key_id,omitempty"`
 	KeyEpoch  uint32 `json:"key_epoch,omitempty"`

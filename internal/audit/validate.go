@@ -45,7 +45,7 @@ func Validate(e Event) error {
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 
 	switch e.Kind {
-	case KindRestorePoint, KindCopy, KindPolicy, KindKey, KindVerify, KindRestore, KindHold, KindDrill, KindPrune, KindGC:
+	case KindRestorePoint, KindCopy, KindPolicy, KindKey, KindVerify, KindRestore, KindHold, KindDrill, KindPrune, KindGC, KindRunbook:
 	case "":
 		add("kind is missing")
 	default:

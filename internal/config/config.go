@@ -53,6 +53,8 @@ type Config struct {
 	Policies      []Policy
 	Tiers         []Tier
 	Datasets      []Dataset
+	// Approvers are the approver groups that runbook approval gates name.
+	Approvers []ApproverGroup
 
 	// Indexes into the slices above, built once by Parse.
 	regions       map[string]string // region -> jurisdiction
@@ -62,7 +64,17 @@ type Config struct {
 	tierIdx       map[string]int
 	datasetIdx    map[string]int
 	jurisdictions map[string]int
+	approverIdx   map[string]int
 }
+
+// ApproverGroup is a named list of people who may approve runbook gates (legal, sre, ...).
+// A person is named as they identify themselves to `drflow runbook approve --as`.
+type ApproverGroup struct {
+	Name    string
+	Members []string
+}
+
+func (g ApproverGroup) name() string { return g.Name }
 
 // Jurisdiction is a legal area such as EU. Each region belongs to exactly one.
 type Jurisdiction struct {
@@ -336,6 +348,11 @@ func (c *Config) Location(name string) (Location, bool) {
 
 // Tier returns the tier called name.
 func (c *Config) Tier(name string) (Tier, bool) { return lookup(c.Tiers, c.tierIdx, name) }
+
+// ApproverGroup returns the named approver group.
+func (c *Config) ApproverGroup(name string) (ApproverGroup, bool) {
+	return lookup(c.Approvers, c.approverIdx, name)
+}
 
 // Policy returns the residency policy called name.
 func (c *Config) Policy(name string) (Policy, bool) { return lookup(c.Policies, c.policyIdx, name) }

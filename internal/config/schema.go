@@ -12,6 +12,12 @@ type fileConfig struct {
 	Policies      []filePolicy       `yaml:"policies"`
 	Tiers         []fileTier         `yaml:"tiers"`
 	Datasets      []fileDataset      `yaml:"datasets"`
+	Approvers     []fileApprovers    `yaml:"approvers"`
+}
+
+type fileApprovers struct {
+	Group   string   `yaml:"group"`
+	Members []string `yaml:"members"`
 }
 
 type fileJurisdiction struct {

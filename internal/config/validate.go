@@ -49,6 +49,7 @@ func (c *checker) check(f *fileConfig, baseDir string) *Config {
 		tierIdx:       map[string]int{},
 		datasetIdx:    map[string]int{},
 		jurisdictions: map[string]int{},
+		approverIdx:   map[string]int{},
 	}
 	c.checkJurisdictions(f.Jurisdictions, cfg)
 	c.checkKEKs(f.Keys, cfg)
@@ -56,6 +57,7 @@ func (c *checker) check(f *fileConfig, baseDir string) *Config {
 	c.checkPolicies(f.Policies, cfg)
 	c.checkTiers(f.Tiers, cfg)
 	c.checkDatasets(f.Datasets, cfg)
+	c.checkApprovers(f.Approvers, cfg)
 	if baseDir != "" {
 		resolvePaths(cfg, baseDir)
 	}
@@ -791,3 +793,42 @@ func isEnvName(s string) bool {
 func isLower(b byte) bool { return 'a' <= b && b <= 'z' }
 func isUpper(b byte) bool { return 'A' <= b && b <= 'Z' }
 func isDigit(b byte) bool { return '0' <= b && b <= '9' }
+
+// checkApprovers checks the approver groups: named like everything else, each with at least
+// one member, no member twice. A gate needing two approvers needs two members besides the
+// requester; that is checked when a runbook is validated, where the need is known.
+func (c *checker) checkApprovers(items []fileApprovers, cfg *Config) {
+	for i, g := range items {
+		p := itemPath("approvers", i, g.Group)
+		c.checkGroupName(p, g.Group, i, cfg.approverIdx)
+		out := ApproverGroup{Name: g.Group}
+		if len(g.Members) == 0 {
+			c.addf(fieldPath(p, "members"), "is required: at least one person who may approve")
+		}
+		for j, m := range g.Members {
+			mp := fmt.Sprintf("%s[%d]", fieldPath(p, "members"), j)
+			switch {
+			case strings.TrimSpace(m) == "" || strings.TrimSpace(m) != m:
+				c.addf(mp, "must be a non-empty name without leading or trailing spaces, got %q", m)
+			case slices.Contains(out.Members, m):
+				c.addf(mp, "%q is listed twice", m)
+			default:
+				out.Members = append(out.Members, m)
+			}
+		}
+		cfg.Approvers = append(cfg.Approvers, out)
+	}
+}
+
+func (c *checker) checkGroupName(item, name string, i int, idx map[string]int) {
+	p := fieldPath(item, "group")
+	if msg := nameProblem(name); msg != "" {
+		c.addf(p, "%s", msg)
+		return
+	}
+	if _, dup := idx[name]; dup {
+		c.addf(p, "another approver group is already called %q; names must be unique", name)
+		return
+	}
+	idx[name] = i
+}

@@ -301,3 +301,37 @@ func TestValidationRules(t *testing.T) {
 		})
 	}
 }
+
+func TestApproverGroups(t *testing.T) {
+	groups := "approvers:\n  - group: legal\n    members: [alice, bob]\n  - group: sre\n    members: [carol]\n"
+	cfg, err := Parse([]byte(baseYAML + groups))
+	require.NoError(t, err)
+	g, ok := cfg.ApproverGroup("legal")
+	require.True(t, ok)
+	assert.Equal(t, ApproverGroup{Name: "legal", Members: []string{"alice", "bob"}}, g)
+	_, ok = cfg.ApproverGroup("nobody")
+	assert.False(t, ok)
+
+	tests := []struct {
+		name     string
+		give     string
+		wantPath string
+		wantMsg  string
+	}{
+		{"no members", "approvers:\n  - group: legal\n", "approvers[0] (legal).members", "at least one person"},
+		{"member twice", "approvers:\n  - group: legal\n    members: [alice, alice]\n", "approvers[0] (legal).members[1]", `"alice" is listed twice`},
+		{"blank member", "approvers:\n  - group: legal\n    members: [\" \"]\n", "approvers[0] (legal).members[0]", "non-empty name"},
+		{"group twice", "approvers:\n  - group: legal\n    members: [a]\n  - group: legal\n    members: [b]\n", "approvers[1] (legal).group", "already called"},
+		{"bad group name", "approvers:\n  - group: Legal Team\n    members: [a]\n", "approvers[0].group", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(baseYAML + tt.give))
+			require.Error(t, err)
+			fe := findPath(fieldErrors(t, err), tt.wantPath)
+			require.NotNil(t, fe, "no error at %s in: %v", tt.wantPath, err)
+			assert.Contains(t, fe.Msg, tt.wantMsg)
+			assert.Positive(t, fe.Line, "the error names a line")
+		})
+	}
+}
