@@ -1,4 +1,4 @@
-package gcs
+package gcs_test
 
 import (
 	"bytes"
@@ -13,19 +13,24 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/drflow/drflow/providers"
+	"github.com/drflow/drflow/providers/gcs"
+	"github.com/drflow/drflow/providers/gcs/gcstest"
 	"github.com/drflow/drflow/providers/storetest"
 )
 
-func openProtocol(t *testing.T, p *gcsProtocol, chunkSize int) *Store {
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func openProtocol(t *testing.T, p *gcstest.Server, chunkSize int) *gcs.Store {
 	t.Helper()
-	st, err := Open(testContext(t), Options{Bucket: p.bucket, Prefix: "dr", Endpoint: p.endpoint(), ChunkSize: chunkSize})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	return st
+	return gcstest.OpenStoreWith(t, p, gcs.Options{Prefix: "dr", ChunkSize: chunkSize})
 }
 
 // body decodes a logged JSON field.
-func body(t *testing.T, req gcsRequest, field string) any {
+func body(t *testing.T, req gcstest.Request, field string) any {
 	t.Helper()
 	raw, ok := req.Body[field]
 	if !ok {
@@ -36,13 +41,13 @@ func body(t *testing.T, req gcsRequest, field string) any {
 	return v
 }
 
-func only(t *testing.T, reqs []gcsRequest) gcsRequest {
+func only(t *testing.T, reqs []gcstest.Request) gcstest.Request {
 	t.Helper()
 	require.Len(t, reqs, 1)
 	return reqs[0]
 }
 
-func read(t *testing.T, st *Store, key string) string {
+func read(t *testing.T, st providers.Store, key string) string {
 	t.Helper()
 	rc, err := st.Get(testContext(t), key, providers.GetOptions{})
 	require.NoError(t, err)
@@ -55,7 +60,7 @@ func read(t *testing.T, st *Store, key string) string {
 // TestHoldsAndRetentionAgainstGCSProtocol proves the hold and retention flows, request by
 // request, against a server that enforces them as Cloud Storage does.
 func TestHoldsAndRetentionAgainstGCSProtocol(t *testing.T) {
-	p := newGCSProtocol(t, "vault")
+	p := gcstest.NewServer(t, "vault")
 	st := openProtocol(t, p, 0)
 	ctx := testContext(t)
 	put := func(key, content string, opts providers.PutOptions) error {
@@ -71,15 +76,15 @@ func TestHoldsAndRetentionAgainstGCSProtocol(t *testing.T) {
 		assert.Equal(t, []providers.RetentionMode{providers.Governance, providers.Compliance}, caps.RetentionModes)
 		assert.True(t, caps.ConditionalCreate)
 		assert.Contains(t, caps.Note, "object retention is enabled")
-		assert.Equal(t, providers.Location{Provider: "gcs", Bucket: "vault", Prefix: "dr", Endpoint: p.endpoint(), Region: "EUROPE-WEST3"}, st.Location())
-		assert.Len(t, p.requests("bucket.get", ""), 1)
+		assert.Equal(t, providers.Location{Provider: "gcs", Bucket: "vault", Prefix: "dr", Endpoint: p.Endpoint(), Region: "EUROPE-WEST3"}, st.Location())
+		assert.Len(t, p.Requests("bucket.get", ""), 1)
 	})
 
 	t.Run("hold blocks delete and overwrite until released", func(t *testing.T) {
 		require.NoError(t, put("held", "evidence", providers.PutOptions{}))
-		p.resetLog()
+		p.ResetLog()
 		require.NoError(t, st.SetLegalHold(ctx, "held", true))
-		patch := only(t, p.requests("objects.patch", "dr/held"))
+		patch := only(t, p.Requests("objects.patch", "dr/held"))
 		assert.Equal(t, true, body(t, patch, "temporaryHold"))
 		assert.Equal(t, "<absent>", body(t, patch, "retention"), "a hold patch leaves retention alone")
 		assert.False(t, patch.Query.Has("overrideUnlockedRetention"))
@@ -89,13 +94,13 @@ func TestHoldsAndRetentionAgainstGCSProtocol(t *testing.T) {
 		assert.True(t, info.LegalHold)
 
 		assert.ErrorIs(t, st.Delete(ctx, "held"), providers.ErrImmutable)
-		assert.Len(t, p.requests("objects.delete", "dr/held"), 1, "the server refused the delete")
+		assert.Len(t, p.Requests("objects.delete", "dr/held"), 1, "the server refused the delete")
 		assert.ErrorIs(t, put("held", "tampered", providers.PutOptions{}), providers.ErrImmutable)
-		assert.Empty(t, p.requests("objects.insert", "dr/held"), "an overwrite of a held object sends no data")
+		assert.Empty(t, p.Requests("objects.insert", "dr/held"), "an overwrite of a held object sends no data")
 		assert.Equal(t, "evidence", read(t, st, "held"))
 
 		require.NoError(t, st.SetLegalHold(ctx, "held", false))
-		assert.Equal(t, false, body(t, p.requests("objects.patch", "dr/held")[1], "temporaryHold"))
+		assert.Equal(t, false, body(t, p.Requests("objects.patch", "dr/held")[1], "temporaryHold"))
 		info, err = st.Stat(ctx, "held")
 		require.NoError(t, err)
 		assert.False(t, info.LegalHold)
@@ -105,28 +110,23 @@ func TestHoldsAndRetentionAgainstGCSProtocol(t *testing.T) {
 
 	t.Run("server refuses an overwrite that a hold placed after the check protects", func(t *testing.T) {
 		require.NoError(t, put("racy", "original", providers.PutOptions{}))
-		p.mu.Lock()
-		p.afterGet = func(name string) {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			p.objects[name].temporaryHold = true // another client's hold, just in time
-			p.afterGet = nil
-		}
-		p.mu.Unlock()
-		p.resetLog()
+		p.AfterGet(func(name string) {
+			assert.True(t, p.SetTemporaryHold(name, true), "another client's hold, just in time")
+		})
+		p.ResetLog()
 		err := put("racy", "tampered", providers.PutOptions{})
 		assert.ErrorIs(t, err, providers.ErrImmutable)
 		assert.Contains(t, err.Error(), "under active Temporary hold")
-		assert.Len(t, p.requests("objects.insert", "dr/racy"), 1, "the upload reached the server, which refused it")
+		assert.Len(t, p.Requests("objects.insert", "dr/racy"), 1, "the upload reached the server, which refused it")
 		assert.Equal(t, "original", read(t, st, "racy"))
 		require.NoError(t, st.SetLegalHold(ctx, "racy", false))
 		require.NoError(t, st.Delete(ctx, "racy"))
 	})
 
 	t.Run("hold placed with the write", func(t *testing.T) {
-		p.resetLog()
+		p.ResetLog()
 		require.NoError(t, put("held-at-put", "x", providers.PutOptions{LegalHold: true, ContentType: "text/plain"}))
-		insert := only(t, p.requests("objects.insert", "dr/held-at-put"))
+		insert := only(t, p.Requests("objects.insert", "dr/held-at-put"))
 		assert.Equal(t, "multipart", insert.Query.Get("uploadType"))
 		assert.Equal(t, true, body(t, insert, "temporaryHold"))
 		assert.Equal(t, "text/plain", body(t, insert, "contentType"))
@@ -141,13 +141,13 @@ func TestHoldsAndRetentionAgainstGCSProtocol(t *testing.T) {
 		// A resumable upload carries the hold in its first request.
 		chunked := openProtocol(t, p, 256<<10)
 		data := bytes.Repeat([]byte("0123456789abcdef"), 600<<10/16)
-		p.resetLog()
+		p.ResetLog()
 		_, err = chunked.Put(ctx, "held-large", bytes.NewReader(data), providers.PutOptions{LegalHold: true})
 		require.NoError(t, err)
-		insert = only(t, p.requests("objects.insert", "dr/held-large"))
+		insert = only(t, p.Requests("objects.insert", "dr/held-large"))
 		assert.Equal(t, "resumable", insert.Query.Get("uploadType"))
 		assert.Equal(t, true, body(t, insert, "temporaryHold"))
-		assert.Len(t, p.requests("objects.upload", "dr/held-large"), 3, "600 KiB in 256 KiB chunks")
+		assert.Len(t, p.Requests("objects.upload", "dr/held-large"), 3, "600 KiB in 256 KiB chunks")
 		assert.Equal(t, string(data), read(t, st, "held-large"))
 		assert.ErrorIs(t, st.Delete(ctx, "held-large"), providers.ErrImmutable)
 		require.NoError(t, st.SetLegalHold(ctx, "held-large", false))
@@ -157,9 +157,9 @@ func TestHoldsAndRetentionAgainstGCSProtocol(t *testing.T) {
 	t.Run("unlocked retention: blocks, extends, shortens and goes only with the override", func(t *testing.T) {
 		require.NoError(t, put("gov", "restore point", providers.PutOptions{}))
 		until := time.Now().Add(time.Hour).Truncate(time.Second).UTC()
-		p.resetLog()
+		p.ResetLog()
 		require.NoError(t, st.SetRetention(ctx, "gov", providers.Retention{Mode: providers.Governance, Until: until}))
-		set := p.requests("objects.patch", "dr/gov")[0]
+		set := p.Requests("objects.patch", "dr/gov")[0]
 		assert.Equal(t, map[string]any{"mode": "Unlocked", "retainUntilTime": until.UTC().Format(time.RFC3339)}, body(t, set, "retention"))
 		assert.False(t, set.Query.Has("overrideUnlockedRetention"), "setting a first retention needs no override")
 
@@ -171,18 +171,18 @@ func TestHoldsAndRetentionAgainstGCSProtocol(t *testing.T) {
 		assert.Equal(t, "restore point", read(t, st, "gov"))
 
 		require.NoError(t, st.SetRetention(ctx, "gov", providers.Retention{Mode: providers.Governance, Until: until.Add(time.Hour)}))
-		extend := p.requests("objects.patch", "dr/gov")[1]
+		extend := p.Requests("objects.patch", "dr/gov")[1]
 		assert.False(t, extend.Query.Has("overrideUnlockedRetention"), "extending needs no override")
 
 		require.NoError(t, st.SetRetention(ctx, "gov", providers.Retention{Mode: providers.Governance, Until: until.Add(-30 * time.Minute)}))
-		shorten := p.requests("objects.patch", "dr/gov")[2]
+		shorten := p.Requests("objects.patch", "dr/gov")[2]
 		assert.Equal(t, "true", shorten.Query.Get("overrideUnlockedRetention"), "shortening needs the override")
 		info, err = st.Stat(ctx, "gov")
 		require.NoError(t, err)
 		assert.Equal(t, until.Add(-30*time.Minute), info.Retention.Until.UTC())
 
 		require.NoError(t, st.SetRetention(ctx, "gov", providers.Retention{}))
-		remove := p.requests("objects.patch", "dr/gov")[3]
+		remove := p.Requests("objects.patch", "dr/gov")[3]
 		assert.Equal(t, "true", remove.Query.Get("overrideUnlockedRetention"), "removing needs the override")
 		assert.Nil(t, body(t, remove, "retention"), "removal sends retention: null")
 		info, err = st.Stat(ctx, "gov")
@@ -193,9 +193,9 @@ func TestHoldsAndRetentionAgainstGCSProtocol(t *testing.T) {
 
 	t.Run("locked retention cannot be shortened, removed or unlocked", func(t *testing.T) {
 		until := time.Now().Add(time.Hour).Truncate(time.Second).UTC()
-		p.resetLog()
+		p.ResetLog()
 		require.NoError(t, put("locked", "restore point", providers.PutOptions{Retention: providers.Retention{Mode: providers.Compliance, Until: until}}))
-		insert := only(t, p.requests("objects.insert", "dr/locked"))
+		insert := only(t, p.Requests("objects.insert", "dr/locked"))
 		assert.Equal(t, map[string]any{"mode": "Locked", "retainUntilTime": until.UTC().Format(time.RFC3339)}, body(t, insert, "retention"))
 		info, err := st.Stat(ctx, "locked")
 		require.NoError(t, err)
@@ -208,7 +208,7 @@ func TestHoldsAndRetentionAgainstGCSProtocol(t *testing.T) {
 		} {
 			assert.ErrorIs(t, st.SetRetention(ctx, "locked", r), providers.ErrImmutable, "%+v", r)
 		}
-		patches := p.requests("objects.patch", "dr/locked")
+		patches := p.Requests("objects.patch", "dr/locked")
 		require.Len(t, patches, 3, "each refusal is the server's")
 		for _, patch := range patches {
 			assert.False(t, patch.Query.Has("overrideUnlockedRetention"), "no override for a Locked retention")
@@ -224,9 +224,9 @@ func TestHoldsAndRetentionAgainstGCSProtocol(t *testing.T) {
 	t.Run("locking an unlocked retention sends the override", func(t *testing.T) {
 		until := time.Now().Add(time.Hour).Truncate(time.Second).UTC()
 		require.NoError(t, put("upgrade", "x", providers.PutOptions{Retention: providers.Retention{Mode: providers.Governance, Until: until}}))
-		p.resetLog()
+		p.ResetLog()
 		require.NoError(t, st.SetRetention(ctx, "upgrade", providers.Retention{Mode: providers.Compliance, Until: until}))
-		assert.Equal(t, "true", only(t, p.requests("objects.patch", "dr/upgrade")).Query.Get("overrideUnlockedRetention"))
+		assert.Equal(t, "true", only(t, p.Requests("objects.patch", "dr/upgrade")).Query.Get("overrideUnlockedRetention"))
 		info, err := st.Stat(ctx, "upgrade")
 		require.NoError(t, err)
 		assert.Equal(t, providers.Compliance, info.Retention.Mode)
@@ -235,22 +235,22 @@ func TestHoldsAndRetentionAgainstGCSProtocol(t *testing.T) {
 	t.Run("retain-until is rounded up to the second the API carries", func(t *testing.T) {
 		require.NoError(t, put("rounded", "x", providers.PutOptions{}))
 		until := time.Now().Add(time.Hour).Truncate(time.Second).Add(300 * time.Millisecond)
-		p.resetLog()
+		p.ResetLog()
 		require.NoError(t, st.SetRetention(ctx, "rounded", providers.Retention{Mode: providers.Governance, Until: until}))
-		sent := body(t, only(t, p.requests("objects.patch", "dr/rounded")), "retention").(map[string]any)["retainUntilTime"]
+		sent := body(t, only(t, p.Requests("objects.patch", "dr/rounded")), "retention").(map[string]any)["retainUntilTime"]
 		assert.Equal(t, until.Truncate(time.Second).Add(time.Second).UTC().Format(time.RFC3339), sent, "never shorter than asked")
 	})
 
 	t.Run("conditional create", func(t *testing.T) {
-		p.resetLog()
+		p.ResetLog()
 		require.NoError(t, put("once", "first", providers.PutOptions{IfNotExists: true}))
 		assert.ErrorIs(t, put("once", "second", providers.PutOptions{IfNotExists: true}), providers.ErrExists)
-		inserts := p.requests("objects.insert", "dr/once")
+		inserts := p.Requests("objects.insert", "dr/once")
 		require.Len(t, inserts, 2)
 		for _, insert := range inserts {
 			assert.Equal(t, "0", insert.Query.Get("ifGenerationMatch"))
 		}
-		assert.Empty(t, p.requests("objects.get", "dr/once"), "a conditional create needs no check first")
+		assert.Empty(t, p.Requests("objects.get", "dr/once"), "a conditional create needs no check first")
 		assert.Equal(t, "first", read(t, st, "once"))
 	})
 
@@ -274,10 +274,6 @@ func utc(r providers.Retention) providers.Retention {
 // the test's own heap (fake-gcs-server covers the 96 MiB one).
 func TestConformanceAgainstGCSProtocol(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) providers.Store {
-		p := newGCSProtocol(t, "suite")
-		st, err := Open(context.Background(), Options{Bucket: "suite", Endpoint: p.endpoint(), ChunkSize: 256 << 10})
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = st.Close() })
-		return st
+		return gcstest.OpenStoreWith(t, gcstest.NewServer(t, "suite"), gcs.Options{ChunkSize: 256 << 10})
 	}, storetest.Options{LargeObjectSize: 4 << 20})
 }

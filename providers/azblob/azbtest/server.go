@@ -1,4 +1,8 @@
-package azblob
+// Package azbtest provides an in-process Azure Blob service with version-level immutability
+// that enforces legal holds and immutability policies as the service does and checks every
+// request the azblob adapter sends, for tests of the adapter and of the code that relies on
+// its holds.
+package azbtest
 
 import (
 	"encoding/xml"
@@ -18,7 +22,7 @@ import (
 	"github.com/drflow/drflow/internal/testservers"
 )
 
-// fakeAzure implements the Blob service REST requests that the adapter sends against a
+// Server implements the Blob service REST requests that the adapter sends against a
 // container with version-level immutability, and nothing else. It checks every request
 // (method, comp, query parameters, required and forbidden headers, shared-key authorization,
 // x-ms-version) and fails the test on anything unexpected. It answers as the REST reference
@@ -51,15 +55,15 @@ import (
 //
 // Errors carry x-ms-error-code and, except for HEAD, the documented XML body
 // (<Error><Code/><Message/></Error>).
-type fakeAzure struct {
-	t         *testing.T
+type Server struct {
+	t         testing.TB
 	server    *httptest.Server
 	container string
 
 	mu       sync.Mutex
 	now      time.Time
 	blobs    map[string]*fakeBlob
-	requests []fakeRequest
+	requests []Request
 	seq      int
 	// afterList, if set, runs once after the next List Blobs request is answered: it lets a
 	// test change the server's state between the adapter's read and its write.
@@ -83,8 +87,8 @@ type fakeVersion struct {
 	policyMode  string // "unlocked" or "locked", as the service reports it
 }
 
-// fakeRequest is what the tests assert on: the operation and the blob it addressed.
-type fakeRequest struct {
+// Request is what tests assert on: the operation and the blob it addressed.
+type Request struct {
 	Op     string // e.g. "PUT comp=legalhold"
 	Blob   string
 	Query  url.Values
@@ -93,11 +97,13 @@ type fakeRequest struct {
 
 const fakeAccount = testservers.AzuriteAccount
 
-func newFakeAzure(t *testing.T, container string) *fakeAzure {
-	f := &fakeAzure{
+// NewServer starts a service with one container; it stops when t ends. Its clock starts at
+// the current second and moves only by Advance.
+func NewServer(t testing.TB, container string) *Server {
+	f := &Server{
 		t:         t,
 		container: container,
-		now:       time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC),
+		now:       time.Now().UTC().Truncate(time.Second),
 		blobs:     map[string]*fakeBlob{},
 	}
 	f.server = httptest.NewServer(http.HandlerFunc(f.serve))
@@ -105,26 +111,31 @@ func newFakeAzure(t *testing.T, container string) *fakeAzure {
 	return f
 }
 
-// connectionString points the SDK at the fake with a shared key, so requests are signed.
-func (f *fakeAzure) connectionString() string {
+// ConnectionString points the SDK at the service with a shared key, so requests are signed.
+func (f *Server) ConnectionString() string {
 	return fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=%s/%s;",
 		fakeAccount, testservers.AzuriteKey, f.server.URL, fakeAccount)
 }
 
-func (f *fakeAzure) clock() time.Time {
+// Container is the name of the service's only container.
+func (f *Server) Container() string { return f.container }
+
+// Now is the service's clock, by which immutability policies expire.
+func (f *Server) Now() time.Time {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.now
 }
 
-func (f *fakeAzure) advance(d time.Duration) {
+// Advance moves the service's clock forward by d.
+func (f *Server) Advance(d time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.now = f.now.Add(d)
 }
 
-// take returns the requests since the last call and forgets them.
-func (f *fakeAzure) take() []fakeRequest {
+// Take returns the requests since the last call and forgets them.
+func (f *Server) Take() []Request {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r := f.requests
@@ -132,7 +143,8 @@ func (f *fakeAzure) take() []fakeRequest {
 	return r
 }
 
-func ops(reqs []fakeRequest) []string {
+// Ops lists the operations of reqs, e.g. "PUT comp=legalhold".
+func Ops(reqs []Request) []string {
 	var out []string
 	for _, r := range reqs {
 		out = append(out, r.Op)
@@ -140,8 +152,8 @@ func ops(reqs []fakeRequest) []string {
 	return out
 }
 
-// versionCount is how many versions (current and previous) of name the fake holds.
-func (f *fakeAzure) versionCount(name string) int {
+// VersionCount is how many versions (current and previous) of name the service holds.
+func (f *Server) VersionCount(name string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if b := f.blobs[name]; b != nil {
@@ -150,18 +162,58 @@ func (f *fakeAzure) versionCount(name string) int {
 	return 0
 }
 
-// setLegalHold changes state behind the adapter's back, as another client would.
-func (f *fakeAzure) setLegalHold(name string, on bool) {
+// SetLegalHold changes the current version's hold behind the adapter's back, as another
+// client would. It reports false if name has no current version.
+func (f *Server) SetLegalHold(name string, on bool) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.blobs[name].current.legalHold = on
+	v := f.current(name)
+	if v != nil {
+		v.legalHold = on
+	}
+	return v != nil
 }
 
-func (f *fakeAzure) setPolicy(name string, until time.Time, mode string) {
+// SetPolicy changes the current version's immutability policy ("unlocked" or "locked"; zero
+// until removes it) behind the adapter's back. It reports false if name has no current version.
+func (f *Server) SetPolicy(name string, until time.Time, mode string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	v := f.blobs[name].current
-	v.policyUntil, v.policyMode = until, mode
+	v := f.current(name)
+	if v != nil {
+		v.policyUntil, v.policyMode = until, mode
+	}
+	return v != nil
+}
+
+// AfterList makes fn run once, after the next List Blobs request is served and before its
+// answer is sent: it lets a test change state between the adapter's read and its write.
+func (f *Server) AfterList(fn func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.afterList = fn
+}
+
+// Blobs returns the names of the blobs that have a current version, sorted.
+func (f *Server) Blobs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var names []string
+	for name, b := range f.blobs {
+		if b.current != nil {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// current is name's current version or nil. f.mu is held.
+func (f *Server) current(name string) *fakeVersion {
+	if b := f.blobs[name]; b != nil {
+		return b.current
+	}
+	return nil
 }
 
 // Every x-ms-* request header the fake knows, by the operations that may carry it.
@@ -174,24 +226,24 @@ type route struct {
 	op      string
 	query   []string // allowed query parameters besides comp and restype
 	headers []string // allowed x-ms-* headers besides commonHeaders
-	handle  func(f *fakeAzure, w http.ResponseWriter, r *http.Request, name string)
+	handle  func(f *Server, w http.ResponseWriter, r *http.Request, name string)
 }
 
 var routes = []route{
-	{op: "GET restype=container", handle: (*fakeAzure).containerProperties},
-	{op: "GET restype=container comp=list", query: []string{"prefix", "include", "maxresults", "marker"}, handle: (*fakeAzure).list},
-	{op: "PUT blob", headers: append([]string{"x-ms-blob-type", "x-ms-blob-content-type"}, protection...), handle: (*fakeAzure).putBlob},
-	{op: "PUT comp=block", query: []string{"blockid"}, handle: (*fakeAzure).putBlock},
-	{op: "PUT comp=blocklist", headers: append([]string{"x-ms-blob-content-type"}, protection...), handle: (*fakeAzure).putBlockList},
-	{op: "HEAD blob", handle: (*fakeAzure).properties},
-	{op: "GET blob", headers: []string{"x-ms-range"}, handle: (*fakeAzure).get},
-	{op: "PUT comp=legalhold", headers: []string{"x-ms-legal-hold"}, handle: (*fakeAzure).setHold},
-	{op: "PUT comp=immutabilityPolicies", headers: protection[1:], handle: (*fakeAzure).setPolicyReq},
-	{op: "DELETE comp=immutabilityPolicies", handle: (*fakeAzure).deletePolicy},
-	{op: "DELETE blob", query: []string{"versionid"}, headers: []string{"x-ms-delete-snapshots"}, handle: (*fakeAzure).deleteBlob},
+	{op: "GET restype=container", handle: (*Server).containerProperties},
+	{op: "GET restype=container comp=list", query: []string{"prefix", "include", "maxresults", "marker"}, handle: (*Server).list},
+	{op: "PUT blob", headers: append([]string{"x-ms-blob-type", "x-ms-blob-content-type"}, protection...), handle: (*Server).putBlob},
+	{op: "PUT comp=block", query: []string{"blockid"}, handle: (*Server).putBlock},
+	{op: "PUT comp=blocklist", headers: append([]string{"x-ms-blob-content-type"}, protection...), handle: (*Server).putBlockList},
+	{op: "HEAD blob", handle: (*Server).properties},
+	{op: "GET blob", headers: []string{"x-ms-range"}, handle: (*Server).get},
+	{op: "PUT comp=legalhold", headers: []string{"x-ms-legal-hold"}, handle: (*Server).setHold},
+	{op: "PUT comp=immutabilityPolicies", headers: protection[1:], handle: (*Server).setPolicyReq},
+	{op: "DELETE comp=immutabilityPolicies", handle: (*Server).deletePolicy},
+	{op: "DELETE blob", query: []string{"versionid"}, headers: []string{"x-ms-delete-snapshots"}, handle: (*Server).deleteBlob},
 }
 
-func (f *fakeAzure) serve(w http.ResponseWriter, r *http.Request) {
+func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 	name, ok := strings.CutPrefix(r.URL.Path, "/"+fakeAccount+"/"+f.container)
 	if !ok || (name != "" && !strings.HasPrefix(name, "/")) {
 		f.unexpected(w, r, "path outside the container")
@@ -243,19 +295,19 @@ func (f *fakeAzure) serve(w http.ResponseWriter, r *http.Request) {
 	}
 
 	f.mu.Lock()
-	f.requests = append(f.requests, fakeRequest{Op: op, Blob: name, Query: q, Header: r.Header.Clone()})
+	f.requests = append(f.requests, Request{Op: op, Blob: name, Query: q, Header: r.Header.Clone()})
 	f.mu.Unlock()
 	w.Header().Set("x-ms-version", r.Header.Get("x-ms-version"))
 	w.Header().Set("x-ms-request-id", fmt.Sprintf("fake-%d", f.nextSeq()))
 	rt.handle(f, w, r, name)
 }
 
-func (f *fakeAzure) unexpected(w http.ResponseWriter, r *http.Request, why string) {
+func (f *Server) unexpected(w http.ResponseWriter, r *http.Request, why string) {
 	f.t.Errorf("fake Azure: unexpected request %s %s (%s); headers %v", r.Method, r.URL, why, r.Header)
 	http.Error(w, "unexpected request", http.StatusBadRequest)
 }
 
-func (f *fakeAzure) nextSeq() int {
+func (f *Server) nextSeq() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.seq++
@@ -263,7 +315,7 @@ func (f *fakeAzure) nextSeq() int {
 }
 
 // fail answers with a service error as documented: status, x-ms-error-code, and the XML body.
-func (f *fakeAzure) fail(w http.ResponseWriter, r *http.Request, status int, code, message string) {
+func (f *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, message string) {
 	w.Header().Set("x-ms-error-code", code)
 	if r.Method == http.MethodHead {
 		w.WriteHeader(status)
@@ -275,12 +327,12 @@ func (f *fakeAzure) fail(w http.ResponseWriter, r *http.Request, status int, cod
 		code, message, w.Header().Get("x-ms-request-id"), time.Now().UTC().Format(time.RFC3339Nano))
 }
 
-func (f *fakeAzure) blobNotFound(w http.ResponseWriter, r *http.Request) {
+func (f *Server) blobNotFound(w http.ResponseWriter, r *http.Request) {
 	f.fail(w, r, http.StatusNotFound, "BlobNotFound", "The specified blob does not exist.")
 }
 
 // refuseProtected answers 409 if v is protected, with the code that names the protection.
-func (f *fakeAzure) refuseProtected(w http.ResponseWriter, r *http.Request, v *fakeVersion) bool {
+func (f *Server) refuseProtected(w http.ResponseWriter, r *http.Request, v *fakeVersion) bool {
 	switch {
 	case v.legalHold:
 		f.fail(w, r, http.StatusConflict, "BlobImmutableDueToLegalHold",
@@ -294,10 +346,10 @@ func (f *fakeAzure) refuseProtected(w http.ResponseWriter, r *http.Request, v *f
 	return true
 }
 
-func (f *fakeAzure) containerProperties(w http.ResponseWriter, r *http.Request, _ string) {
+func (f *Server) containerProperties(w http.ResponseWriter, r *http.Request, _ string) {
 	h := w.Header()
 	h.Set("ETag", `"0x8D0000000000001"`)
-	h.Set("Last-Modified", f.clock().Format(http.TimeFormat))
+	h.Set("Last-Modified", f.Now().Format(http.TimeFormat))
 	h.Set("x-ms-has-immutability-policy", "false")
 	h.Set("x-ms-has-legal-hold", "false")
 	h.Set("x-ms-immutable-storage-with-versioning-enabled", "true")
@@ -305,7 +357,7 @@ func (f *fakeAzure) containerProperties(w http.ResponseWriter, r *http.Request, 
 }
 
 // write makes data the new current version of name, keeping the old one as a previous version.
-func (f *fakeAzure) write(w http.ResponseWriter, r *http.Request, name string, data []byte) {
+func (f *Server) write(w http.ResponseWriter, r *http.Request, name string, data []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	b := f.blobs[name]
@@ -350,7 +402,7 @@ func (f *fakeAzure) write(w http.ResponseWriter, r *http.Request, name string, d
 }
 
 // parsePolicy validates the policy headers into v; it answers the error itself.
-func (f *fakeAzure) parsePolicy(w http.ResponseWriter, r *http.Request, until, mode string, v *fakeVersion) bool {
+func (f *Server) parsePolicy(w http.ResponseWriter, r *http.Request, until, mode string, v *fakeVersion) bool {
 	t, err := time.Parse(time.RFC1123, until)
 	if err != nil || !t.After(f.now) {
 		f.fail(w, r, http.StatusBadRequest, "InvalidHeaderValue", "The value for one of the HTTP headers is not in the correct format.")
@@ -369,7 +421,7 @@ func (f *fakeAzure) parsePolicy(w http.ResponseWriter, r *http.Request, until, m
 	return true
 }
 
-func (f *fakeAzure) putBlob(w http.ResponseWriter, r *http.Request, name string) {
+func (f *Server) putBlob(w http.ResponseWriter, r *http.Request, name string) {
 	if r.Header.Get("x-ms-blob-type") != "BlockBlob" {
 		f.unexpected(w, r, "Put Blob of a type other than BlockBlob")
 		return
@@ -382,7 +434,7 @@ func (f *fakeAzure) putBlob(w http.ResponseWriter, r *http.Request, name string)
 	f.write(w, r, name, data)
 }
 
-func (f *fakeAzure) putBlock(w http.ResponseWriter, r *http.Request, name string) {
+func (f *Server) putBlock(w http.ResponseWriter, r *http.Request, name string) {
 	id := r.URL.Query().Get("blockid")
 	data, err := io.ReadAll(r.Body)
 	if err != nil || id == "" {
@@ -403,7 +455,7 @@ func (f *fakeAzure) putBlock(w http.ResponseWriter, r *http.Request, name string
 	w.WriteHeader(http.StatusCreated)
 }
 
-func (f *fakeAzure) putBlockList(w http.ResponseWriter, r *http.Request, name string) {
+func (f *Server) putBlockList(w http.ResponseWriter, r *http.Request, name string) {
 	var list struct {
 		Latest []string `xml:"Latest"`
 		Other  []string `xml:",any"`
@@ -432,7 +484,7 @@ func (f *fakeAzure) putBlockList(w http.ResponseWriter, r *http.Request, name st
 }
 
 // currentVersion returns name's current version, or answers BlobNotFound.
-func (f *fakeAzure) currentVersion(w http.ResponseWriter, r *http.Request, name string) *fakeVersion {
+func (f *Server) currentVersion(w http.ResponseWriter, r *http.Request, name string) *fakeVersion {
 	if b := f.blobs[name]; b != nil && b.current != nil {
 		return b.current
 	}
@@ -440,7 +492,7 @@ func (f *fakeAzure) currentVersion(w http.ResponseWriter, r *http.Request, name 
 	return nil
 }
 
-func (f *fakeAzure) describe(h http.Header, v *fakeVersion) {
+func (f *Server) describe(h http.Header, v *fakeVersion) {
 	h.Set("ETag", v.etag)
 	h.Set("Last-Modified", v.modified.Format(http.TimeFormat))
 	h.Set("x-ms-creation-time", v.modified.Format(http.TimeFormat))
@@ -457,7 +509,7 @@ func (f *fakeAzure) describe(h http.Header, v *fakeVersion) {
 	}
 }
 
-func (f *fakeAzure) properties(w http.ResponseWriter, r *http.Request, name string) {
+func (f *Server) properties(w http.ResponseWriter, r *http.Request, name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	v := f.currentVersion(w, r, name)
@@ -469,7 +521,7 @@ func (f *fakeAzure) properties(w http.ResponseWriter, r *http.Request, name stri
 	w.WriteHeader(http.StatusOK)
 }
 
-func (f *fakeAzure) get(w http.ResponseWriter, r *http.Request, name string) {
+func (f *Server) get(w http.ResponseWriter, r *http.Request, name string) {
 	f.mu.Lock()
 	v := f.currentVersion(w, r, name)
 	if v == nil {
@@ -502,7 +554,7 @@ func (f *fakeAzure) get(w http.ResponseWriter, r *http.Request, name string) {
 	_, _ = w.Write(data)
 }
 
-func (f *fakeAzure) setHold(w http.ResponseWriter, r *http.Request, name string) {
+func (f *Server) setHold(w http.ResponseWriter, r *http.Request, name string) {
 	hold, err := strconv.ParseBool(r.Header.Get("x-ms-legal-hold"))
 	if err != nil {
 		f.unexpected(w, r, "x-ms-legal-hold missing or not true/false")
@@ -519,7 +571,7 @@ func (f *fakeAzure) setHold(w http.ResponseWriter, r *http.Request, name string)
 	w.WriteHeader(http.StatusOK)
 }
 
-func (f *fakeAzure) setPolicyReq(w http.ResponseWriter, r *http.Request, name string) {
+func (f *Server) setPolicyReq(w http.ResponseWriter, r *http.Request, name string) {
 	until, mode := r.Header.Get("x-ms-immutability-policy-until-date"), r.Header.Get("x-ms-immutability-policy-mode")
 	if until == "" {
 		f.unexpected(w, r, "Set Blob Immutability Policy without x-ms-immutability-policy-until-date")
@@ -549,7 +601,7 @@ func (f *fakeAzure) setPolicyReq(w http.ResponseWriter, r *http.Request, name st
 	w.WriteHeader(http.StatusOK)
 }
 
-func (f *fakeAzure) deletePolicy(w http.ResponseWriter, r *http.Request, name string) {
+func (f *Server) deletePolicy(w http.ResponseWriter, r *http.Request, name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	v := f.currentVersion(w, r, name)
@@ -566,7 +618,7 @@ func (f *fakeAzure) deletePolicy(w http.ResponseWriter, r *http.Request, name st
 	w.WriteHeader(http.StatusOK)
 }
 
-func (f *fakeAzure) deleteBlob(w http.ResponseWriter, r *http.Request, name string) {
+func (f *Server) deleteBlob(w http.ResponseWriter, r *http.Request, name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	b := f.blobs[name]
@@ -622,7 +674,7 @@ type listedBlob struct {
 	Properties listedProperties `xml:"Properties"`
 }
 
-func (f *fakeAzure) list(w http.ResponseWriter, r *http.Request, _ string) {
+func (f *Server) list(w http.ResponseWriter, r *http.Request, _ string) {
 	q := r.URL.Query()
 	include := map[string]bool{}
 	for _, item := range strings.Split(q.Get("include"), ",") {
@@ -729,4 +781,16 @@ func (f *fakeAzure) list(w http.ResponseWriter, r *http.Request, _ string) {
 	if err := xml.NewEncoder(w).Encode(page); err != nil {
 		f.t.Errorf("fake Azure: encode list: %v", err)
 	}
+}
+
+// headerValue reads a header as the SDK sets it: canonical, or under its lower-case
+// x-ms-* name.
+func headerValue(h http.Header, name string) string {
+	if v := h.Get(name); v != "" {
+		return v
+	}
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }

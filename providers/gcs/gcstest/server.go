@@ -1,4 +1,7 @@
-package gcs
+// Package gcstest provides an in-process Cloud Storage server that enforces holds and
+// retention as the service does and checks every request the gcs adapter sends, for tests
+// of the adapter and of the code that relies on its holds.
+package gcstest
 
 import (
 	"bytes"
@@ -22,26 +25,26 @@ import (
 	"time"
 )
 
-// gcsProtocol is an in-process Cloud Storage JSON API server that implements only the requests
-// the adapter sends, answers them as the service documents (including its 403 refusals for
+// Server is an in-process Cloud Storage JSON API server that implements only the requests
+// the gcs adapter sends, answers them as the service documents (including its 403 refusals for
 // held and retained objects and its 412 for failed preconditions) and fails the test on any
 // request it does not expect: an unknown path, method or query parameter, or a metadata field
 // the adapter has no business sending.
 //
 // It exists because fake-gcs-server does not enforce holds or retention. Its bucket has object
 // retention enabled and versioning off.
-type gcsProtocol struct {
-	t      *testing.T
+type Server struct {
+	t      testing.TB
 	srv    *httptest.Server
 	bucket string
 
 	mu       sync.Mutex
 	objects  map[string]*protoObject
 	sessions map[string]*protoSession
-	log      []gcsRequest
+	log      []Request
 	lastGen  int64
-	// afterGet, if set, runs after a metadata read of an object (outside the lock): it lets a
-	// test change the object between the adapter's check and its write.
+	// afterGet, if set, runs once after a metadata read of an object (outside the lock): it
+	// lets a test change the object between the adapter's check and its write.
 	afterGet func(name string)
 }
 
@@ -73,30 +76,34 @@ type protoSession struct {
 	data  bytes.Buffer
 }
 
-// gcsRequest is one request as the server understood it.
-type gcsRequest struct {
+// Request is one request as the server understood it.
+type Request struct {
 	Op     string // bucket.get, objects.get, objects.media, objects.insert, objects.upload, objects.patch, objects.delete, objects.list
 	Method string
-	Object string
+	Object string // full object name, the store's prefix included
 	Query  url.Values
 	Body   map[string]json.RawMessage // metadata of inserts and patches
 }
 
-func newGCSProtocol(t *testing.T, bucket string) *gcsProtocol {
-	p := &gcsProtocol{t: t, bucket: bucket, objects: map[string]*protoObject{}, sessions: map[string]*protoSession{}}
+// NewServer starts a server with one bucket; it stops when t ends.
+func NewServer(t testing.TB, bucket string) *Server {
+	p := &Server{t: t, bucket: bucket, objects: map[string]*protoObject{}, sessions: map[string]*protoSession{}}
 	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
 	t.Cleanup(p.srv.Close)
 	return p
 }
 
-// endpoint is what Options.Endpoint takes.
-func (p *gcsProtocol) endpoint() string { return p.srv.URL + "/storage/v1/" }
+// Endpoint is what gcs.Options.Endpoint takes.
+func (p *Server) Endpoint() string { return p.srv.URL + "/storage/v1/" }
 
-// requests returns the logged requests of op on object (any object if empty).
-func (p *gcsProtocol) requests(op, object string) []gcsRequest {
+// Bucket is the name of the server's only bucket.
+func (p *Server) Bucket() string { return p.bucket }
+
+// Requests returns the logged requests of op on object (any object if empty).
+func (p *Server) Requests(op, object string) []Request {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []gcsRequest
+	var out []Request
 	for _, r := range p.log {
 		if r.Op == op && (object == "" || r.Object == object) {
 			out = append(out, r)
@@ -105,20 +112,52 @@ func (p *gcsProtocol) requests(op, object string) []gcsRequest {
 	return out
 }
 
-func (p *gcsProtocol) resetLog() {
+// ResetLog forgets the logged requests.
+func (p *Server) ResetLog() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.log = nil
 }
 
-func (p *gcsProtocol) serve(w http.ResponseWriter, r *http.Request) {
+// AfterGet makes fn run once, after the next metadata read of an object has been answered.
+func (p *Server) AfterGet(fn func(name string)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.afterGet = fn
+}
+
+// SetTemporaryHold changes an object's hold behind the adapter's back, as another client
+// would. It reports false if the object does not exist.
+func (p *Server) SetTemporaryHold(name string, on bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	o := p.objects[name]
+	if o != nil {
+		o.temporaryHold = on
+	}
+	return o != nil
+}
+
+// Objects returns the names of the stored objects, sorted.
+func (p *Server) Objects() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	names := make([]string, 0, len(p.objects))
+	for name := range p.objects {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (p *Server) serve(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.EscapedPath()
 	bucketPath := "/storage/v1/b/" + p.bucket
 	uploadPath := "/upload/storage/v1/b/" + p.bucket + "/o"
 	q := r.URL.Query()
 	switch {
 	case r.Method == http.MethodGet && path == bucketPath:
-		p.check(w, r, "bucket.get", "", params{"alt": "json", "prettyPrint": "false", "projection": "full"}, nil, func(gcsRequest) {
+		p.check(w, r, "bucket.get", "", params{"alt": "json", "prettyPrint": "false", "projection": "full"}, nil, func(Request) {
 			writeJSON(w, http.StatusOK, map[string]any{
 				"kind": "storage#bucket", "name": p.bucket, "id": p.bucket, "location": "EUROPE-WEST3",
 				"storageClass": "STANDARD", "metageneration": "1",
@@ -130,7 +169,7 @@ func (p *gcsProtocol) serve(w http.ResponseWriter, r *http.Request) {
 		// The SDK sends every listing parameter, unused ones empty or false.
 		p.check(w, r, "objects.list", "", params{"alt": "json", "prettyPrint": "false", "projection": "full", "maxResults": "1000",
 			"prefix": anyValue, "pageToken": anyValue, "fields": anyValue, "versions": "false", "delimiter": "", "startOffset": "",
-			"endOffset": "", "matchGlob": "", "includeFoldersAsPrefixes": "false", "includeTrailingDelimiter": "false"}, nil, func(gcsRequest) {
+			"endOffset": "", "matchGlob": "", "includeFoldersAsPrefixes": "false", "includeTrailingDelimiter": "false"}, nil, func(Request) {
 			// Name, Size, Created and Etag, in any order.
 			fields := q.Get("fields")
 			items := strings.Split(strings.TrimSuffix(strings.TrimPrefix(fields, "nextPageToken,prefixes,items("), ")"), ",")
@@ -149,7 +188,7 @@ func (p *gcsProtocol) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		p.object(w, r, name)
 	case r.Method == http.MethodPost && path == uploadPath && q.Get("upload_id") != "":
-		p.check(w, r, "objects.upload", q.Get("name"), params{"uploadType": "resumable", "upload_id": anyValue, "name": anyValue}, nil, func(gcsRequest) { p.chunk(w, r) })
+		p.check(w, r, "objects.upload", q.Get("name"), params{"uploadType": "resumable", "upload_id": anyValue, "name": anyValue}, nil, func(Request) { p.chunk(w, r) })
 	case r.Method == http.MethodPost && path == uploadPath:
 		p.insert(w, r)
 	default:
@@ -157,13 +196,13 @@ func (p *gcsProtocol) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (p *gcsProtocol) object(w http.ResponseWriter, r *http.Request, name string) {
+func (p *Server) object(w http.ResponseWriter, r *http.Request, name string) {
 	q := r.URL.Query()
 	switch {
 	case r.Method == http.MethodGet && q.Get("alt") == "media":
-		p.check(w, r, "objects.media", name, params{"alt": "media", "prettyPrint": "false", "projection": "full"}, nil, func(gcsRequest) { p.media(w, r, name) })
+		p.check(w, r, "objects.media", name, params{"alt": "media", "prettyPrint": "false", "projection": "full"}, nil, func(Request) { p.media(w, r, name) })
 	case r.Method == http.MethodGet:
-		p.check(w, r, "objects.get", name, params{"alt": "json", "prettyPrint": "false", "projection": "full"}, nil, func(gcsRequest) {
+		p.check(w, r, "objects.get", name, params{"alt": "json", "prettyPrint": "false", "projection": "full"}, nil, func(Request) {
 			p.mu.Lock()
 			o := p.objects[name]
 			var res map[string]any
@@ -171,6 +210,7 @@ func (p *gcsProtocol) object(w http.ResponseWriter, r *http.Request, name string
 				res = p.resource(name, o)
 			}
 			afterGet := p.afterGet
+			p.afterGet = nil
 			p.mu.Unlock()
 			if o == nil {
 				notFound(w, p.bucket, name)
@@ -183,9 +223,9 @@ func (p *gcsProtocol) object(w http.ResponseWriter, r *http.Request, name string
 		})
 	case r.Method == http.MethodPatch:
 		p.check(w, r, "objects.patch", name, params{"alt": "json", "prettyPrint": "false", "projection": "full", "overrideUnlockedRetention": "true?"},
-			[]string{"bucket", "temporaryHold", "retention"}, func(req gcsRequest) { p.patch(w, r, req) })
+			[]string{"bucket", "temporaryHold", "retention"}, func(req Request) { p.patch(w, r, req) })
 	case r.Method == http.MethodDelete:
-		p.check(w, r, "objects.delete", name, params{"alt": "json", "prettyPrint": "false"}, nil, func(gcsRequest) { p.delete(w, name) })
+		p.check(w, r, "objects.delete", name, params{"alt": "json", "prettyPrint": "false"}, nil, func(Request) { p.delete(w, name) })
 	default:
 		p.unexpected(w, r, "no such object method")
 	}
@@ -199,7 +239,7 @@ const anyValue = "*"
 
 // check validates a request's query parameters and JSON metadata fields (bodyFields nil: no
 // body expected), logs it and runs handle, or answers 400 and fails the test.
-func (p *gcsProtocol) check(w http.ResponseWriter, r *http.Request, op, object string, want params, bodyFields []string, handle func(gcsRequest)) {
+func (p *Server) check(w http.ResponseWriter, r *http.Request, op, object string, want params, bodyFields []string, handle func(Request)) {
 	q := r.URL.Query()
 	for key, values := range q {
 		rule, ok := want[key]
@@ -219,7 +259,7 @@ func (p *gcsProtocol) check(w http.ResponseWriter, r *http.Request, op, object s
 			return
 		}
 	}
-	req := gcsRequest{Op: op, Method: r.Method, Object: object, Query: q}
+	req := Request{Op: op, Method: r.Method, Object: object, Query: q}
 	if bodyFields != nil {
 		if err := json.NewDecoder(r.Body).Decode(&req.Body); err != nil {
 			p.unexpected(w, r, "body: %v", err)
@@ -242,19 +282,19 @@ func (p *gcsProtocol) check(w http.ResponseWriter, r *http.Request, op, object s
 	handle(req)
 }
 
-func (p *gcsProtocol) unexpected(w http.ResponseWriter, r *http.Request, format string, args ...any) {
+func (p *Server) unexpected(w http.ResponseWriter, r *http.Request, format string, args ...any) {
 	p.t.Errorf("unexpected request %s %s: %s", r.Method, r.URL, fmt.Sprintf(format, args...))
 	writeError(w, http.StatusBadRequest, "invalid", "unexpected request")
 }
 
 // insert starts a resumable upload or takes a multipart one.
-func (p *gcsProtocol) insert(w http.ResponseWriter, r *http.Request) {
+func (p *Server) insert(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	want := params{"uploadType": anyValue, "name": anyValue, "alt": "json", "prettyPrint": "false", "projection": "full", "ifGenerationMatch": "0?"}
 	metaFields := []string{"bucket", "name", "contentType", "crc32c", "temporaryHold", "retention"}
 	switch q.Get("uploadType") {
 	case "resumable":
-		p.check(w, r, "objects.insert", q.Get("name"), want, metaFields, func(req gcsRequest) {
+		p.check(w, r, "objects.insert", q.Get("name"), want, metaFields, func(req Request) {
 			if !p.validMeta(w, req) {
 				return
 			}
@@ -279,7 +319,7 @@ func (p *gcsProtocol) insert(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		r.Body = metaPart // check reads the metadata from here
-		p.check(w, r, "objects.insert", q.Get("name"), want, metaFields, func(req gcsRequest) {
+		p.check(w, r, "objects.insert", q.Get("name"), want, metaFields, func(req Request) {
 			if !p.validMeta(w, req) {
 				return
 			}
@@ -301,7 +341,7 @@ func (p *gcsProtocol) insert(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (p *gcsProtocol) validMeta(w http.ResponseWriter, req gcsRequest) bool {
+func (p *Server) validMeta(w http.ResponseWriter, req Request) bool {
 	var bucket, name string
 	_ = json.Unmarshal(req.Body["bucket"], &bucket)
 	_ = json.Unmarshal(req.Body["name"], &name)
@@ -315,7 +355,7 @@ func (p *gcsProtocol) validMeta(w http.ResponseWriter, req gcsRequest) bool {
 
 // chunk takes one chunk of a resumable upload, as the SDK sends it: POST to the session URL
 // with Content-Range, answered with 200 and X-Http-Status-Code-Override: 308 until the last.
-func (p *gcsProtocol) chunk(w http.ResponseWriter, r *http.Request) {
+func (p *Server) chunk(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("upload_id")
 	p.mu.Lock()
 	s := p.sessions[id]
@@ -364,7 +404,7 @@ func (p *gcsProtocol) chunk(w http.ResponseWriter, r *http.Request) {
 
 // commit creates a generation as the service does: preconditions first, then the existing
 // object's holds and retention, then the new metadata.
-func (p *gcsProtocol) commit(w http.ResponseWriter, name string, meta map[string]json.RawMessage, q url.Values, data []byte, crc string) {
+func (p *Server) commit(w http.ResponseWriter, name string, meta map[string]json.RawMessage, q url.Values, data []byte, crc string) {
 	if crc != "" && crc != crc32c(data) {
 		p.t.Errorf("upload of %s: crc32c %s, data has %s", name, crc, crc32c(data))
 		writeError(w, http.StatusBadRequest, "invalid", "Provided CRC32C does not match the object's data.")
@@ -399,7 +439,7 @@ func (p *gcsProtocol) commit(w http.ResponseWriter, name string, meta map[string
 }
 
 // refuseRemoval answers 403 and reports true if o may not be deleted or replaced. p.mu is held.
-func (p *gcsProtocol) refuseRemoval(w http.ResponseWriter, name string, o *protoObject) bool {
+func (p *Server) refuseRemoval(w http.ResponseWriter, name string, o *protoObject) bool {
 	if o.temporaryHold {
 		// Measured wording (reason "forbidden", like a missing permission).
 		writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf(
@@ -422,7 +462,7 @@ func validRetention(r *protoRetention) bool {
 // patch updates holds and retention with the service's rules: retention can be extended
 // freely; shortening, removing or locking an Unlocked one needs overrideUnlockedRetention;
 // a Locked one can only be extended.
-func (p *gcsProtocol) patch(w http.ResponseWriter, r *http.Request, req gcsRequest) {
+func (p *Server) patch(w http.ResponseWriter, r *http.Request, req Request) {
 	name := req.Object
 	override := r.URL.Query().Get("overrideUnlockedRetention") == "true"
 	p.mu.Lock()
@@ -465,7 +505,7 @@ func (p *gcsProtocol) patch(w http.ResponseWriter, r *http.Request, req gcsReque
 	writeJSON(w, http.StatusOK, p.resource(name, &next))
 }
 
-func (p *gcsProtocol) delete(w http.ResponseWriter, name string) {
+func (p *Server) delete(w http.ResponseWriter, name string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	o := p.objects[name]
@@ -480,7 +520,7 @@ func (p *gcsProtocol) delete(w http.ResponseWriter, name string) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (p *gcsProtocol) media(w http.ResponseWriter, r *http.Request, name string) {
+func (p *Server) media(w http.ResponseWriter, r *http.Request, name string) {
 	p.mu.Lock()
 	o := p.objects[name]
 	p.mu.Unlock()
@@ -525,7 +565,7 @@ func (p *gcsProtocol) media(w http.ResponseWriter, r *http.Request, name string)
 	_, _ = w.Write(o.data[start : end+1])
 }
 
-func (p *gcsProtocol) list(w http.ResponseWriter, q url.Values) {
+func (p *Server) list(w http.ResponseWriter, q url.Values) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	prefix, token := q.Get("prefix"), q.Get("pageToken")
@@ -550,7 +590,7 @@ func (p *gcsProtocol) list(w http.ResponseWriter, q url.Values) {
 }
 
 // resource renders the object's JSON API resource. p.mu is held.
-func (p *gcsProtocol) resource(name string, o *protoObject) map[string]any {
+func (p *Server) resource(name string, o *protoObject) map[string]any {
 	res := map[string]any{
 		"kind":           "storage#object",
 		"id":             fmt.Sprintf("%s/%s/%d", p.bucket, name, o.generation),
