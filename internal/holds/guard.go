@@ -2,6 +2,7 @@ package holds
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -43,6 +44,7 @@ func NewGuard(all []Hold) *Guard {
 	for _, m := range []map[string][]string{g.points, g.objects} {
 		for k := range m {
 			sort.Strings(m[k])
+			m[k] = slices.Compact(m[k]) // an object shared by two points of one hold
 		}
 	}
 	return g
