@@ -52,6 +52,9 @@ type Activities struct {
 	// workflows every ProgressEvery (0: DefaultProgressEvery).
 	ReportProgress ProgressReporter
 	ProgressEvery  time.Duration
+	// Schedules pauses and resumes schedules (runbooks); nil on workers without a Temporal
+	// client.
+	Schedules SchedulePauser
 
 	// closers release what New opened.
 	closers []func(context.Context) error

@@ -94,6 +94,10 @@ func (a *Activities) Backup(ctx context.Context, in BackupActivityInput) (Backup
 		}
 	}
 	res.Point, res.DataAsOf = out.Point.ID, out.Point.DataAsOf
+	// A point written while an ongoing legal hold is active is held from the start.
+	if err := a.propagateHolds(ctx, ds, loc.Name, out.Point); err != nil {
+		return res, err
+	}
 	res.BytesRead, res.BytesUploaded = out.BytesRead, out.BytesUploaded
 	res.ChunksNew, res.ChunksReused = out.ChunksNew, out.ChunksReused
 	res.Entries, res.Problems, res.Resumed, res.BytesSkipped = out.Entries, out.ProblemCount, out.Resumed, out.BytesSkipped

@@ -92,3 +92,21 @@ func integrityMessage(err error) string {
 	}
 	return b.String()
 }
+
+// appType is the type of the application error in err's chain, or "".
+func appType(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Type()
+	}
+	return ""
+}
+
+// appMessage is the message of the application error in err's chain, without wrappers.
+func appMessage(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Message()
+	}
+	return err.Error()
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/drflow/drflow/internal/audit"
 	"github.com/drflow/drflow/internal/config"
 	"github.com/drflow/drflow/internal/repo"
+	"github.com/drflow/drflow/providers"
 )
 
 // ReplicationPlanInput names a restore point's dataset and the location it should be copied
@@ -152,6 +153,10 @@ func (a *Activities) Replicate(ctx context.Context, in ReplicateActivityInput) (
 		SourceLocation: src.Name, SourceJurisdiction: src.Jurisdiction,
 		DestLocation: dst.Name, DestJurisdiction: dst.Jurisdiction,
 	}
+	// The kill switch: while the dataset's KEK is revoked, no copy of its data moves.
+	if err := a.checkKey(ctx, ds, srcStore); err != nil {
+		return res, err
+	}
 	stop := heartbeatWhile(ctx, Progress{Phase: "copy", BytesTotal: -1, ETASeconds: -1})
 	defer stop()
 
@@ -178,6 +183,10 @@ func (a *Activities) Replicate(ctx context.Context, in ReplicateActivityInput) (
 	default:
 		// Decide returned a mode this activity does not know: refuse rather than guess.
 		return res, nonRetryable(ErrTypePolicyDenied, "replication of dataset %s to location %s: unknown copy mode %q", ds.Name, dst.Name, mode)
+	}
+	// Holds on the point (and ongoing ones) cover the new copy too.
+	if err := a.propagateHolds(ctx, ds, dst.Name, repo.PointInfo{ID: in.Point, DataAsOf: pointTime(in.Point)}); err != nil {
+		return res, err
 	}
 	log.Info("replication done", zap.Int64("objects_copied", res.ObjectsCopied),
 		zap.Int64("objects_skipped", res.ObjectsSkipped), zap.Int64("bytes_copied", res.BytesCopied))
@@ -274,4 +283,27 @@ func heartbeatWhile(ctx context.Context, p Progress) (stop func()) {
 		close(done)
 		<-stopped
 	}
+}
+
+// checkKey fails closed (KeyRevoked, KeyDestroyed) unless the dataset's current data key
+// unwraps: a copy moves only ciphertext, but a revoked KEK means nobody may move the data.
+func (a *Activities) checkKey(ctx context.Context, ds config.Dataset, st providers.Store) error {
+	pol, ok := a.Config.Policy(ds.Policy)
+	if !ok {
+		return nonRetryable(ErrTypeNotFound, "dataset %s: policy %q is not configured", ds.Name, ds.Policy)
+	}
+	mgr := a.Keys[pol.Home]
+	if mgr == nil {
+		return nonRetryable(ErrTypeNotServed, "this worker holds no key of jurisdiction %s, home of dataset %s", pol.Home, ds.Name)
+	}
+	if _, err := mgr.Current(ctx, st, ds.Name); err != nil {
+		return classify(err)
+	}
+	return nil
+}
+
+// pointTime is the data_as_of a point ID encodes (zero if it encodes none).
+func pointTime(id string) time.Time {
+	t, _ := repo.ParsePointID(id)
+	return t
 }

@@ -98,7 +98,9 @@ func catalog() []ActionSpec {
 				{Name: "location", Type: TypeLocation, Doc: defaultArgDocLocOpt},
 				{Name: "to", Type: TypeString, Required: true, Doc: "an empty or absent directory on the worker, or a postgres:// DSN"},
 			},
-			Outputs: []string{"restore_point", "data_as_of", "bytes", "files", "location"}},
+			// rpo_seconds and rto_seconds are measured by the run: RTO from the run's start (the
+			// incident) until the restore is verified, RPO from the point's data_as_of to the start.
+			Outputs: []string{"restore_point", "data_as_of", "bytes", "files", "location", "rpo_seconds", "rto_seconds"}},
 		{Name: ActionVerify, Description: "authenticate and check every chunk and file hash of a restore point",
 			Args: []ArgSpec{
 				{Name: "dataset", Type: TypeDataset, Required: true, Doc: defaultArgDocDataset},
@@ -144,8 +146,9 @@ func catalog() []ActionSpec {
 			Args: []ArgSpec{
 				{Name: "hold", Type: TypeString, Required: true, Doc: "the hold's name"},
 				{Name: "dataset", Type: TypeDataset, Required: true, Doc: defaultArgDocDataset},
+				{Name: "verify", Type: TypeBool, Doc: "also verify every covered restore point at the primary (every chunk and file hash)"},
 			},
-			Outputs: []string{"hold", "points", "objects", "held_objects", "server_enforced", "drflow_enforced", "ok"}},
+			Outputs: []string{"hold", "points", "objects", "held_objects", "server_enforced", "drflow_enforced", "verified", "ok"}},
 		{Name: ActionKeyRotate, Description: "rotate the KEK of the dataset's home jurisdiction (rewraps the data keys) or its data key",
 			Args: []ArgSpec{
 				{Name: "dataset", Type: TypeDataset, Required: true, Doc: defaultArgDocDataset},

@@ -204,7 +204,7 @@ fi
 # --- Temporal dev server --------------------------------------------------------------------
 # drflow's search attributes (workflows.SearchAttributeDefinitions); the dev server registers
 # them at every start and accepts the ones already in the SQLite file.
-search_attrs=(DrDataset=Keyword DrTier=Int DrKind=Keyword DrRpoSeconds=Double DrRtoSeconds=Double DrObjectivesMet=Bool)
+search_attrs=(DrDataset=Keyword DrTier=Int DrKind=Keyword DrRpoSeconds=Double DrRtoSeconds=Double DrObjectivesMet=Bool DrRunbook=Keyword)
 sa_flags=()
 for a in "${search_attrs[@]}"; do sa_flags+=(--search-attribute "$a"); done
 say "starting the Temporal dev server on $address (Web UI $ui, history in $(show "$demo/temporal.db"))"

@@ -5,26 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"net/url"
-	"os"
-	"path/filepath"
-	"regexp"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
-	"github.com/drflow/drflow/internal/config"
 	"github.com/drflow/drflow/internal/repo"
-	"github.com/drflow/drflow/internal/sources"
-)
-
-// Kinds of restore target.
-const (
-	targetDirectory = "directory"
-	targetPostgres  = "postgres"
+	"github.com/drflow/drflow/internal/targets"
 )
 
 // restoreReport is the output of restore.
@@ -47,16 +32,6 @@ type restoreReport struct {
 	ThroughputMBps float64 `json:"throughput_mbps"`
 	// Validation says what the target checked: files written, or row counts for PostgreSQL.
 	Validation string `json:"validation"`
-}
-
-// restoreTarget is where a restore writes: checked before anything is opened, created just
-// before the restore, removed again if the restore fails.
-type restoreTarget interface {
-	describe() string
-	create(ctx context.Context) (sources.Sink, error)
-	// discard removes what the restore created; keep makes the result the user's.
-	discard(ctx context.Context) error
-	keep(ctx context.Context) error
 }
 
 func restoreCmd(ctx context.Context, e *env, args []string) error {
@@ -91,7 +66,10 @@ files, duration and throughput. The restore is audited.`)
 	if err != nil {
 		return err
 	}
-	target, err := newRestoreTarget(ctx, ref.ds, *to, *adminDB)
+	target, err := targets.New(ctx, ref.ds, *to, *adminDB)
+	if errors.Is(err, targets.ErrUsage) {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -107,14 +85,14 @@ files, duration and throughput. The restore is audited.`)
 		return printJSON(e, rep)
 	}
 	fmt.Fprintf(e.stdout, "restored %s of %s (data as of %s) from %s into %s\n", rep.Point, rep.Dataset,
-		rep.DataAsOf.UTC().Format(time.RFC3339), rep.Location, target.describe())
+		rep.DataAsOf.UTC().Format(time.RFC3339), rep.Location, target.Describe())
 	fmt.Fprintf(e.stdout, "  %d files, %d bytes in %.2fs (%.1f MB/s)\n", rep.Files, rep.Bytes, rep.DurationSeconds, rep.ThroughputMBps)
 	fmt.Fprintf(e.stdout, "  verified: every chunk authenticated, every file hash checked; %s\n", rep.Validation)
 	return nil
 }
 
 // restore writes the point want into target and verifies it; on failure target is discarded.
-func (o *openedRepo) restore(ctx context.Context, want string, target restoreTarget) (*restoreReport, error) {
+func (o *openedRepo) restore(ctx context.Context, want string, target targets.Target) (*restoreReport, error) {
 	p, err := o.pick(ctx, want)
 	if err != nil {
 		return nil, err
@@ -123,7 +101,7 @@ func (o *openedRepo) restore(ctx context.Context, want string, target restoreTar
 	if err != nil {
 		return nil, dataError("read restore point "+p.ID, err)
 	}
-	sink, err := target.create(ctx)
+	sink, err := target.Create(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -137,12 +115,12 @@ func (o *openedRepo) restore(ctx context.Context, want string, target restoreTar
 		if c, ok := sink.(io.Closer); ok {
 			_ = c.Close()
 		}
-		if derr := target.discard(context.WithoutCancel(ctx)); derr != nil {
-			return nil, fmt.Errorf("%w (and the partial restore in %s could not be removed: %v)", err, target.describe(), derr)
+		if derr := target.Discard(context.WithoutCancel(ctx)); derr != nil {
+			return nil, fmt.Errorf("%w (and the partial restore in %s could not be removed: %v)", err, target.Describe(), derr)
 		}
-		return nil, fmt.Errorf("%w (the partial restore was removed from %s)", err, target.describe())
+		return nil, fmt.Errorf("%w (the partial restore was removed from %s)", err, target.Describe())
 	}
-	if err := target.keep(ctx); err != nil {
+	if err := target.Keep(ctx); err != nil {
 		return nil, err
 	}
 	rep := &restoreReport{
@@ -153,174 +131,6 @@ func (o *openedRepo) restore(ctx context.Context, want string, target restoreTar
 	if s := res.Duration.Seconds(); s > 0 {
 		rep.ThroughputMBps = float64(res.Bytes) / 1e6 / s
 	}
-	switch t := target.(type) {
-	case *dirTarget:
-		rep.TargetKind, rep.Target = targetDirectory, t.path
-	case *pgTarget:
-		rep.TargetKind, rep.Target = targetPostgres, t.database
-	}
+	rep.TargetKind, rep.Target = target.Kind(), target.Name()
 	return rep, nil
-}
-
-// isDSN tells a PostgreSQL DSN (URL or keyword/value form) from a directory path.
-func isDSN(s string) bool {
-	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") ||
-		strings.Contains(s, "dbname=") || strings.Contains(s, "host=")
-}
-
-// newRestoreTarget checks to for dataset: the cheap refusals come before any key is opened.
-func newRestoreTarget(ctx context.Context, ds config.Dataset, to, adminDB string) (restoreTarget, error) {
-	if !isDSN(to) {
-		return newDirTarget(to)
-	}
-	if ds.Source.Type != config.SourcePostgres {
-		return nil, fmt.Errorf("%w: --to is a PostgreSQL DSN, but dataset %s is a %s dataset: give a new or empty directory",
-			errUsage, ds.Name, ds.Source.Type)
-	}
-	return newPgTarget(ctx, to, adminDB)
-}
-
-// dirTarget is a directory that did not exist or was empty.
-type dirTarget struct {
-	path    string
-	existed bool
-}
-
-func newDirTarget(path string) (*dirTarget, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, fmt.Errorf("--to %s: %w", path, err)
-	}
-	t := &dirTarget{path: abs}
-	fi, err := os.Stat(abs)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return t, nil
-	case err != nil:
-		return nil, fmt.Errorf("restore target %s: %w", abs, err)
-	case !fi.IsDir():
-		return nil, fmt.Errorf("restore target %s is a file, not a directory: nothing was changed; choose a new or empty directory", abs)
-	}
-	entries, err := os.ReadDir(abs)
-	if err != nil {
-		return nil, fmt.Errorf("restore target %s: %w", abs, err)
-	}
-	if len(entries) > 0 {
-		return nil, fmt.Errorf("restore target %s is not empty (%d entries): drflow never restores over existing data, and nothing was changed; choose a new or empty directory",
-			abs, len(entries))
-	}
-	t.existed = true
-	return t, nil
-}
-
-func (t *dirTarget) describe() string { return t.path }
-
-func (t *dirTarget) create(context.Context) (sources.Sink, error) {
-	return sources.NewDirectorySink(t.path)
-}
-
-// discard empties the directory, or removes it if the restore created it: it was empty.
-func (t *dirTarget) discard(context.Context) error {
-	if !t.existed {
-		return os.RemoveAll(t.path)
-	}
-	entries, err := os.ReadDir(t.path)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, de := range entries {
-		errs = append(errs, os.RemoveAll(filepath.Join(t.path, de.Name())))
-	}
-	return errors.Join(errs...)
-}
-
-func (t *dirTarget) keep(context.Context) error { return nil }
-
-// databaseName is what a PostgreSQL restore target may be called (as sources.PostgresSink
-// accepts).
-var databaseName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,62}$`)
-
-// pgTarget is a database that does not exist yet on the server of a DSN.
-type pgTarget struct {
-	adminDSN string
-	database string
-	server   string
-	sink     *sources.PostgresSink
-}
-
-func newPgTarget(ctx context.Context, dsn, adminDB string) (*pgTarget, error) {
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		return nil, fmt.Errorf("%w: --to is not a valid PostgreSQL DSN: %v", errUsage, err)
-	}
-	db := cfg.Database
-	if db == "" {
-		return nil, fmt.Errorf("%w: --to must name the database to create, e.g. postgres://user@host:5432/restored", errUsage)
-	}
-	if !databaseName.MatchString(db) {
-		return nil, fmt.Errorf("%w: --to names database %q: want 1 to 63 letters, digits, '_' or '-', starting with a letter or '_'", errUsage, db)
-	}
-	if slices.Contains([]string{adminDB, "postgres", "template0", "template1"}, db) {
-		return nil, fmt.Errorf("%w: --to names database %q, which already exists on every server: name a new database", errUsage, db)
-	}
-	t := &pgTarget{adminDSN: withDatabase(dsn, adminDB), database: db, server: fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)}
-	conn, err := t.connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1)", db).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("restore target %s: %w", t.describe(), err)
-	}
-	if exists {
-		return nil, fmt.Errorf("restore target %s already exists: drflow restores only into a new database, and nothing was changed; name a database that does not exist", t.describe())
-	}
-	return t, nil
-}
-
-// withDatabase returns dsn with its database replaced by db.
-func withDatabase(dsn, db string) string {
-	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
-		u.Path = "/" + db
-		return u.String()
-	}
-	// In keyword/value form the last setting of a keyword wins.
-	return dsn + " dbname='" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(db) + "'"
-}
-
-func (t *pgTarget) connect(ctx context.Context) (*pgx.Conn, error) {
-	conn, err := pgx.Connect(ctx, t.adminDSN)
-	if err != nil {
-		return nil, fmt.Errorf("restore target: connect to PostgreSQL at %s: %w", t.server, err)
-	}
-	return conn, nil
-}
-
-func (t *pgTarget) describe() string { return fmt.Sprintf("database %q on %s", t.database, t.server) }
-
-func (t *pgTarget) create(ctx context.Context) (sources.Sink, error) {
-	sink, err := sources.NewPostgresSink(ctx, t.adminDSN, t.database, sources.PostgresSinkOptions{})
-	if err != nil {
-		return nil, err
-	}
-	t.sink = sink
-	return sink, nil
-}
-
-func (t *pgTarget) discard(ctx context.Context) error { return t.sink.DropScratch(ctx) }
-
-// keep removes the sink's scratch mark, so that no drflow cleanup ever drops the restored
-// database.
-func (t *pgTarget) keep(ctx context.Context) error {
-	conn, err := t.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "COMMENT ON DATABASE "+pgx.Identifier{t.database}.Sanitize()+" IS NULL"); err != nil {
-		return fmt.Errorf("restored %s, but could not clear drflow's scratch mark on it: %w", t.describe(), err)
-	}
-	return nil
 }

@@ -23,6 +23,8 @@ var (
 	SearchAttrRTOSeconds = temporal.NewSearchAttributeKeyFloat64("DrRtoSeconds")
 	// SearchAttrObjectivesMet says whether the run met every objective it measured.
 	SearchAttrObjectivesMet = temporal.NewSearchAttributeKeyBool("DrObjectivesMet")
+	// SearchAttrRunbook is the name of the runbook a runbook run interprets.
+	SearchAttrRunbook = temporal.NewSearchAttributeKeyKeyword("DrRunbook")
 )
 
 // Values of SearchAttrKind.
@@ -31,6 +33,7 @@ const (
 	KindReplicate = "replicate"
 	KindDrill     = "drill"
 	KindRetention = "retention"
+	KindRunbook   = "runbook"
 )
 
 // searchAttributeKeys lists every custom search attribute drflow uses.
@@ -42,6 +45,7 @@ func searchAttributeKeys() []temporal.SearchAttributeKey {
 		SearchAttrRPOSeconds,
 		SearchAttrRTOSeconds,
 		SearchAttrObjectivesMet,
+		SearchAttrRunbook,
 	}
 }
 

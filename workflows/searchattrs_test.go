@@ -16,6 +16,7 @@ func TestSearchAttributeDefinitions(t *testing.T) {
 		"DrRpoSeconds":    "Double",
 		"DrRtoSeconds":    "Double",
 		"DrObjectivesMet": "Bool",
+		"DrRunbook":       "Keyword",
 	}
 	assert.Equal(t, want, SearchAttributeDefinitions())
 }
@@ -32,6 +33,7 @@ func TestSearchAttributeKeys(t *testing.T) {
 		{SearchAttrRPOSeconds, "DrRpoSeconds", enumspb.INDEXED_VALUE_TYPE_DOUBLE},
 		{SearchAttrRTOSeconds, "DrRtoSeconds", enumspb.INDEXED_VALUE_TYPE_DOUBLE},
 		{SearchAttrObjectivesMet, "DrObjectivesMet", enumspb.INDEXED_VALUE_TYPE_BOOL},
+		{SearchAttrRunbook, "DrRunbook", enumspb.INDEXED_VALUE_TYPE_KEYWORD},
 	}
 	for _, tt := range tests {
 		t.Run(tt.wantName, func(t *testing.T) {

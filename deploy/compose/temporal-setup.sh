@@ -5,7 +5,7 @@
 set -eu
 addr=${TEMPORAL_ADDRESS:?}
 ns=${TEMPORAL_NAMESPACE:-default}
-attributes="DrDataset=Keyword DrTier=Int DrKind=Keyword DrRpoSeconds=Double DrRtoSeconds=Double DrObjectivesMet=Bool"
+attributes="DrDataset=Keyword DrTier=Int DrKind=Keyword DrRpoSeconds=Double DrRtoSeconds=Double DrObjectivesMet=Bool DrRunbook=Keyword"
 
 # retry N COMMAND...: runs COMMAND until it succeeds, at most N times, 2 s apart.
 retry() {

@@ -390,3 +390,40 @@ func isNotFound(err error) bool {
 	var nf *serviceerror.NotFound
 	return errors.As(err, &nf)
 }
+
+// Pauser pauses and resumes the drflow-managed schedules of datasets: ransomware recovery
+// freezes a dataset's backups and retention so that nothing new (possibly encrypted by the
+// attacker) is written and nothing old is pruned while responders work.
+type Pauser struct {
+	Client client.Client
+	Config *config.Config
+}
+
+// SetPaused pauses (or unpauses) every schedule Plan derives for dataset, with note shown on
+// each, and returns their IDs. A schedule that does not exist (never applied) is skipped.
+func (p Pauser) SetPaused(ctx context.Context, dataset string, pause bool, note string) ([]string, error) {
+	plan, err := Plan(p.Config)
+	if err != nil {
+		return nil, err
+	}
+	done := []string{}
+	for _, s := range plan {
+		if s.Dataset != dataset {
+			continue
+		}
+		h := p.Client.ScheduleClient().GetHandle(ctx, s.ID)
+		if pause {
+			err = h.Pause(ctx, client.SchedulePauseOptions{Note: note})
+		} else {
+			err = h.Unpause(ctx, client.ScheduleUnpauseOptions{Note: note})
+		}
+		switch {
+		case isNotFound(err):
+			continue
+		case err != nil:
+			return done, fmt.Errorf("schedule %s: %w", s.ID, err)
+		}
+		done = append(done, s.ID)
+	}
+	return done, nil
+}
