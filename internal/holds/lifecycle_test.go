@@ -26,6 +26,16 @@ func TestHoldLifecycle(t *testing.T) {
 }
 
 func runLifecycle(t *testing.T, st providers.Store, sc storeCase) {
+	obj1 := writePoint(t, st, "p1", "aa/1", "shared")
+	obj2 := writePoint(t, st, "p2", "bb/2", "shared")
+	targets := []Target{target(st, ModePrimary)}
+	rec := &recorder{}
+	recordsA := placeTwo(t, st, sc, targets, rec, obj1)
+	releaseBoth(t, st, sc, targets, rec, obj1, obj2, recordsA)
+}
+
+// placeTwo places case-a over p1 and case-b over p1 and p2, and returns case-a's records.
+func placeTwo(t *testing.T, st providers.Store, sc storeCase, targets []Target, rec *recorder, obj1 []string) []string {
 	ctx := testCtx(t)
 	loc := st.Location().Name
 	enforcement := sc.effective
@@ -34,10 +44,6 @@ func runLifecycle(t *testing.T, st providers.Store, sc storeCase) {
 	if sc.claimed != sc.effective {
 		note = "the store accepted the provider hold but does not report it back: only drflow's hold records protect the objects"
 	}
-	obj1 := writePoint(t, st, "p1", "aa/1", "shared")
-	obj2 := writePoint(t, st, "p2", "bb/2", "shared")
-	targets := []Target{target(st, ModePrimary)}
-	rec := &recorder{}
 	place := func(o Order) PlaceReport {
 		rep, err := Place(ctx, PlaceOptions{Order: o, Points: []Point{p1, p2, p3}, Targets: targets, Audit: rec, Now: fixedNow})
 		require.NoError(t, err)
@@ -74,11 +80,19 @@ func runLifecycle(t *testing.T, st providers.Store, sc storeCase) {
 	assert.Equal(t, []string{"p1", "p2"}, repB.Points)
 	assert.Equal(t, len(obj1)+2, repB.Objects, "p2 adds its own pack and manifest")
 	rec.take()
+	return recordsA
+}
+
+// releaseBoth releases case-a (refused first without a second person), then case-b.
+func releaseBoth(t *testing.T, st providers.Store, sc storeCase, targets []Target, rec *recorder, obj1, obj2, recordsA []string) {
+	ctx := testCtx(t)
+	loc := st.Location().Name
+	enforced := sc.effective != EnforcedByDrflow
 
 	// Release of case-a without a second person: refused and audited, nothing written.
 	self := approved("case closed")
 	self.ApprovedBy = []string{"alice"}
-	_, err = ReleaseHold(ctx, ReleaseOptions{Dataset: ds, Name: "case-a", Release: self, Targets: targets, Audit: rec, Now: fixedNow})
+	_, err := ReleaseHold(ctx, ReleaseOptions{Dataset: ds, Name: "case-a", Release: self, Targets: targets, Audit: rec, Now: fixedNow})
 	assert.ErrorIs(t, err, ErrRefused)
 	assert.Contains(t, rec.last().Reason, "needs the approval of someone other than the requester")
 	assert.Equal(t, []string{"refused denied"}, rec.take())
@@ -166,4 +180,3 @@ func checkInspectA(t *testing.T, st providers.Store, targets []Target, obj1, rec
 	}
 	assert.Len(t, ls.Records, 3, "order, coverage, release")
 }
-

@@ -20,6 +20,17 @@
 //
 // Records are plain JSON with names, restore point IDs and object keys only: no customer
 // data, no keys.
+//
+// # Lifecycle
+//
+// Place records a hold at every location of the dataset: the order, then per selected point
+// the coverage record, then the provider's own legal hold on each object and on the hold's
+// records wherever the store can hold (read back once, since an emulator may accept a hold
+// and drop it). Propagate extends active holds to a restore point written later (a backup,
+// a copy). ReleaseHold enforces the two-person rule, records the release everywhere and
+// lifts a provider hold only where no other active hold covers the object. Inspect reads a
+// hold back from the stores themselves. Every step is audited (audit.KindHold) and
+// idempotent, so a retried activity converges.
 package holds
 
 import (
