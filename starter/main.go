@@ -38,17 +38,26 @@ type env struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"config validate": {"load a configuration and report every problem in it", configValidate},
-		"locations check": {"open every location and print what it enforces", locationsCheck},
-		"bench":           {"measure backup, restore and verify throughput against the machine's limits", benchCmd},
-		"backup":          {"start a backup of a dataset (--wait to follow it and print the RPO)", backupCmd},
-		"drill":           {"start a restore drill of a dataset (--wait to follow it and print RPO/RTO)", drillCmd},
-		"schedules apply": {"create, update and delete the Temporal Schedules of every dataset (--dry-run, --paused)", schedulesApplyCmd},
-		"schedules list":  {"print every drflow schedule: interval, overlap, state, next and last runs", schedulesListCmd},
-		"points":          {"list a dataset's restore points (runs in its home jurisdiction)", pointsCmd},
-		"verify":          {"verify a restore point: every chunk authenticated, or a --sample", verifyCmd},
-		"restore":         {"restore a restore point into an empty directory or a new PostgreSQL database", restoreCmd},
-		"status":          {"newest backup and drill of every dataset against its RPO/RTO objectives", statusCmd},
+		"config validate":  {"load a configuration and report every problem in it", configValidate},
+		"locations check":  {"open every location and print what it enforces", locationsCheck},
+		"bench":            {"measure backup, restore and verify throughput against the machine's limits", benchCmd},
+		"backup":           {"start a backup of a dataset (--wait to follow it and print the RPO)", backupCmd},
+		"drill":            {"start a restore drill of a dataset (--wait to follow it and print RPO/RTO)", drillCmd},
+		"schedules apply":  {"create, update and delete the Temporal Schedules of every dataset (--dry-run, --paused)", schedulesApplyCmd},
+		"schedules list":   {"print every drflow schedule: interval, overlap, state, next and last runs", schedulesListCmd},
+		"points":           {"list a dataset's restore points (runs in its home jurisdiction)", pointsCmd},
+		"verify":           {"verify a restore point: every chunk authenticated, or a --sample", verifyCmd},
+		"restore":          {"restore a restore point into an empty directory or a new PostgreSQL database", restoreCmd},
+		"status":           {"newest backup and drill of every dataset against its RPO/RTO objectives", statusCmd},
+		"runbook validate": {"check a runbook file (or built-in) against the configuration; errors name line and field", runbookValidateCmd},
+		"runbook run":      {"start a runbook (a file or a built-in) with --param k=v (--wait to follow it)", runbookRunCmd},
+		"runbook list":     {"the built-in runbooks and the recent runs", runbookListCmd},
+		"runbook status":   {"every step of a run: pending, running, waiting for approval (from whom), done, failed, compensated", runbookStatusCmd},
+		"runbook approve":  {"vote at an approval gate of a running runbook (--reject --reason to vote against)", runbookApproveCmd},
+		"hold place":       {"place a legal hold on restore points on every copy (by --from/--to or --point)", holdPlaceCmd},
+		"hold release":     {"release a legal hold once a second person approves", holdReleaseCmd},
+		"hold list":        {"the legal holds of a dataset, read from its stores", holdListCmd},
+		"hold show":        {"every object of a hold and its hold state per location, read back from the stores", holdShowCmd},
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/drflow/drflow/activities"
 	"github.com/drflow/drflow/internal/config"
 	"github.com/drflow/drflow/internal/repo"
+	"github.com/drflow/drflow/internal/schedules"
 	"github.com/drflow/drflow/workflows"
 )
 
@@ -199,6 +200,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) (err error) {
 		return err
 	}
 	acts.ReportProgress = signalProgress(c)
+	acts.Schedules = schedules.Pauser{Client: c, Config: cfg}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
 		defer cancel()

@@ -17,6 +17,7 @@ func All() []any {
 		RestoreDrillWorkflow,
 		ReplicateWorkflow,
 		RetentionWorkflow,
+		RunbookWorkflow,
 	}
 }
 

@@ -101,6 +101,7 @@ datasets:
      source: {type: directory, path: source}}
 `, ds)
 	}
+	yaml.WriteString(approverGroups)
 	must(t, os.WriteFile(d.ConfigPath, []byte(yaml.String()), 0o644))
 	cfg, err := config.Load(d.ConfigPath)
 	must(t, err)
@@ -137,6 +138,14 @@ policies:
     rules:
       - {jurisdiction: US, copy: encrypted, mechanism: scc}
       - {jurisdiction: APAC, copy: metadata}
+`
+
+// approverGroups are the people runbook gates of tests may name: legal approves hold
+// releases, sre failovers and restores. alice, who starts most test runs, is in both, so
+// every gate needs someone else.
+const approverGroups = `approvers:
+  - {group: legal, members: [alice, bob, carol]}
+  - {group: sre, members: [alice, dave, erin]}
 `
 
 func must(t testing.TB, err error) {

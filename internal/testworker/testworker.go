@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/drflow/drflow/activities"
+	"github.com/drflow/drflow/internal/schedules"
 	"github.com/drflow/drflow/workflows"
 )
 
@@ -24,6 +25,9 @@ func Start(t testing.TB, c client.Client, acts *activities.Activities, queues ..
 	}
 	acts.ReportProgress = func(ctx context.Context, workflowID, runID string, p activities.Progress) error {
 		return c.SignalWorkflow(ctx, workflowID, runID, activities.ProgressSignal, p)
+	}
+	if acts.Schedules == nil && acts.Config != nil {
+		acts.Schedules = schedules.Pauser{Client: c, Config: acts.Config}
 	}
 	for _, queue := range queues {
 		w := worker.New(c, queue, worker.Options{})
