@@ -43,6 +43,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzManifestDecode$$' -fuzztime $(FUZZTIME) ./internal/repo/
 	$(GO) test -run '^$$' -fuzz '^FuzzPackIndexDecode$$' -fuzztime $(FUZZTIME) ./internal/repo/
 	$(GO) test -run '^$$' -fuzz '^FuzzBlobDecode$$' -fuzztime $(FUZZTIME) ./internal/repo/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./runbooks/
 
 ## bench: the data-path benchmark on a generated dataset of BENCHSIZE (default 2GiB).
 BENCHSIZE ?= 2GiB
