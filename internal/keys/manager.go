@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/drflow/drflow/internal/audit"
+	"github.com/drflow/drflow/internal/holds"
 	"github.com/drflow/drflow/providers"
 )
 
@@ -324,63 +325,130 @@ func (m *Manager) RotateDEK(ctx context.Context, st providers.Store, dataset str
 // It is idempotent, so a run interrupted halfway is simply run again. Run it after a KEK
 // rotation and before revoking the old version: what is still wrapped only by a revoked
 // version cannot be re-wrapped any more.
+//
+// A key object under legal hold is not rewritten (see RewrapKEKReport); if there is one,
+// RewrapKEK re-wraps the others and then fails with providers.ErrImmutable, so that a caller
+// that reads only the count does not go on to revoke the version the held key still needs.
 func (m *Manager) RewrapKEK(ctx context.Context, st providers.Store, dataset string) (int, error) {
+	rep, err := m.RewrapKEKReport(ctx, st, dataset)
+	if err == nil && len(rep.Held) > 0 {
+		h := rep.Held[0]
+		err = fmt.Errorf("re-wrap %s in %s: %w: %d key objects keep their previous wrapping (epoch %d by %s, under %s); "+
+			"revoking that KEK version would make them unreadable", dataset, st.Location().Name, providers.ErrImmutable,
+			len(rep.Held), h.Epoch, h.KEKID, h.Reason)
+	}
+	return rep.Rewrapped, err
+}
+
+// RewrapReport is what RewrapKEKReport did.
+type RewrapReport struct {
+	// Rewrapped counts the key objects re-wrapped under the KEK's current version.
+	Rewrapped int
+	// Held are the key objects that need a re-wrap but are under legal hold or retention:
+	// they keep their previous wrapping, which must stay usable (not revoked) while they are
+	// held. Each skip is audited as a denied wrap.
+	Held []HeldKey
+}
+
+// HeldKey is a wrapped key object that a re-wrap left as it was.
+type HeldKey struct {
+	Epoch uint32
+	// KEKID is the KEK version that still wraps it.
+	KEKID string
+	// Reason names what protects it: "legal hold a, b" (drflow's hold records), "legal hold"
+	// or a retention (the store).
+	Reason string
+}
+
+// RewrapKEKReport is RewrapKEK that reports the key objects it had to leave alone instead of
+// failing. A key object that an active hold in st's hold records (internal/holds) covers is
+// not rewritten, even where the store cannot enforce the hold; one that the store refuses to
+// overwrite is left alone too.
+func (m *Manager) RewrapKEKReport(ctx context.Context, st providers.Store, dataset string) (RewrapReport, error) {
+	var rep RewrapReport
 	if err := checkDataset(dataset); err != nil {
-		return 0, err
+		return rep, err
 	}
 	if err := m.checkShredded(ctx, st, dataset); err != nil {
-		return 0, err
+		return rep, err
 	}
 	epochs, err := m.Epochs(ctx, st, dataset)
 	if err != nil {
-		return 0, err
+		return rep, err
 	}
-	n := 0
+	guard, err := holds.Records(st, dataset).Guard(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("re-wrap %s: %w", dataset, err)
+	}
 	for _, epoch := range epochs {
-		done, err := m.rewrap(ctx, st, dataset, epoch)
+		done, held, err := m.rewrap(ctx, st, dataset, epoch, guard)
 		if err != nil {
-			return n, err
+			return rep, err
+		}
+		if held != nil {
+			rep.Held = append(rep.Held, *held)
 		}
 		if done {
-			n++
+			rep.Rewrapped++
 		}
 	}
-	return n, nil
+	return rep, nil
 }
 
-func (m *Manager) rewrap(ctx context.Context, st providers.Store, dataset string, epoch uint32) (bool, error) {
+// rewrap re-wraps one epoch's key object if it needs it. A held one is left as it is and
+// returned (audited as a denied wrap).
+func (m *Manager) rewrap(ctx context.Context, st providers.Store, dataset string, epoch uint32, guard *holds.Guard) (bool, *HeldKey, error) {
 	obj, err := m.readKeyObject(ctx, st, dataset, epoch)
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	old := Wrapped{KEKID: obj.KEKID, Ciphertext: obj.WrappedDEK}
 	if !m.kek.NeedsRewrap(old) {
-		return false, nil
+		return false, nil, nil
+	}
+	if names := guard.ObjectHolds(KeyObjectKey(dataset, epoch)); len(names) > 0 {
+		held, err := m.keepHeld(ctx, st, dataset, epoch, old.KEKID, holds.Reason(names))
+		return false, held, err
 	}
 	aad := dekAAD(dataset, epoch)
 	secret, err := m.kek.Unwrap(ctx, old, aad)
 	if err != nil {
 		err = fmt.Errorf("re-wrap %s epoch %d: %w", dataset, epoch, err)
-		return false, m.recordFailure(ctx, st, "unwrap", dataset, epoch, old.KEKID, err)
+		return false, nil, m.recordFailure(ctx, st, "unwrap", dataset, epoch, old.KEKID, err)
 	}
 	w, err := m.kek.Wrap(ctx, secret, aad)
 	clear(secret)
 	if err != nil {
 		err = fmt.Errorf("re-wrap %s epoch %d: %w", dataset, epoch, err)
-		return false, m.recordFailure(ctx, st, "wrap", dataset, epoch, m.kek.ID(), err)
+		return false, nil, m.recordFailure(ctx, st, "wrap", dataset, epoch, m.kek.ID(), err)
 	}
 	now := m.now().UTC()
 	obj.KEKID, obj.WrappedDEK, obj.Rewrapped, obj.Jurisdiction = w.KEKID, w.Ciphertext, &now, m.kek.Jurisdiction()
 	// Narrow the window in which a re-wrap could bring back a key that Shred just deleted.
 	if err := m.checkShredded(ctx, st, dataset); err != nil {
-		return false, err
+		return false, nil, err
 	}
 	if err := m.putKeyObject(ctx, st, obj, false); err != nil {
-		return false, err
+		if errors.Is(err, providers.ErrImmutable) {
+			held, err := m.keepHeld(ctx, st, dataset, epoch, old.KEKID, "a legal hold or retention of the store")
+			return false, held, err
+		}
+		return false, nil, err
 	}
 	m.forget(epochRef{datasetRef{st.Location(), dataset}, epoch})
 	reason := fmt.Sprintf("re-wrapped after KEK rotation (was %s)", old.KEKID)
-	return true, m.record(ctx, st, "wrap", dataset, epoch, w.KEKID, reason)
+	return true, nil, m.record(ctx, st, "wrap", dataset, epoch, w.KEKID, reason)
+}
+
+// keepHeld audits that a held key object keeps its wrapping by kekID.
+func (m *Manager) keepHeld(ctx context.Context, st providers.Store, dataset string, epoch uint32, kekID, why string) (*HeldKey, error) {
+	e := m.event(st, "wrap", dataset, epoch, kekID)
+	e.Outcome = audit.OutcomeDenied
+	e.Reason = auditReason(fmt.Sprintf("re-wrap refused: the key object is under %s; it stays wrapped by %s", why, kekID))
+	if err := m.rec.Record(ctx, e); err != nil {
+		return nil, fmt.Errorf("audit refused re-wrap of %s epoch %d: %w", dataset, epoch, err)
+	}
+	return &HeldKey{Epoch: epoch, KEKID: kekID, Reason: why}, nil
 }
 
 // Shred crypto-shreds the dataset in each store: it records the shred, leaves a tombstone
@@ -389,8 +457,13 @@ func (m *Manager) rewrap(ctx context.Context, st providers.Store, dataset string
 // decrypted by anyone: the DEKs existed only wrapped, in these objects. Pass every store
 // that holds a copy of the dataset; a copy that is missed stays restorable while the KEK
 // that wrapped it lives. Other processes' Managers may use a cached key for up to their
-// CacheTTL. Shredding again is harmless. While a key object is under legal hold or
-// retention the shred is refused (providers.ErrImmutable) and the dataset stays readable.
+// CacheTTL. Shredding again is harmless.
+//
+// A legal hold forbids it: if any store has an active hold on the dataset in its hold
+// records (internal/holds, enforced here even where the store cannot), or a key object under
+// the store's legal hold or retention, the shred is refused (providers.ErrImmutable, audited
+// as denied) before anything is destroyed in any store, and the dataset stays readable
+// everywhere. A store that cannot be checked refuses the shred too.
 func (m *Manager) Shred(ctx context.Context, dataset string, stores ...providers.Store) error {
 	if err := checkDataset(dataset); err != nil {
 		return err
@@ -401,6 +474,14 @@ func (m *Manager) Shred(ctx context.Context, dataset string, stores ...providers
 	m.forgetDataset(dataset)
 	var errs []error
 	for _, st := range stores {
+		if _, err := m.shredCheck(ctx, st, dataset); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	for _, st := range stores {
 		if err := m.shred(ctx, st, dataset); err != nil {
 			errs = append(errs, err)
 		}
@@ -409,12 +490,26 @@ func (m *Manager) Shred(ctx context.Context, dataset string, stores ...providers
 	return errors.Join(errs...)
 }
 
-func (m *Manager) shred(ctx context.Context, st providers.Store, dataset string) error {
+// shredCheck lists the dataset's epochs in st and refuses (audited) if a hold protects the
+// dataset there.
+func (m *Manager) shredCheck(ctx context.Context, st providers.Store, dataset string) ([]uint32, error) {
 	epochs, err := m.Epochs(ctx, st, dataset)
 	if err != nil {
-		return fmt.Errorf("shred %s: %w", dataset, err)
+		return nil, fmt.Errorf("shred %s: %w", dataset, err)
 	}
-	// A legal hold or retention on a key object forbids the shred. Refuse before the
+	guard, err := holds.Records(st, dataset).Guard(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("shred %s: %w", dataset, err)
+	}
+	if guard.Any() {
+		var names []string
+		for _, o := range guard.Active() {
+			names = append(names, o.Name)
+		}
+		err := fmt.Errorf("shred %s in %s: %w: the dataset is under %s", dataset, st.Location().Name, providers.ErrImmutable, holds.Reason(names))
+		return nil, m.recordFailure(ctx, st, "shred", dataset, 0, "", err)
+	}
+	// A legal hold or retention on a key object forbids the shred too. Refuse before the
 	// tombstone is written, which would otherwise make held data unreadable.
 	for _, e := range epochs {
 		info, err := st.Stat(ctx, KeyObjectKey(dataset, e))
@@ -422,13 +517,23 @@ func (m *Manager) shred(ctx context.Context, st providers.Store, dataset string)
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("shred %s: %w", dataset, err)
+			return nil, fmt.Errorf("shred %s: %w", dataset, err)
 		}
 		if info.LegalHold || info.Retention.Active(m.now()) {
 			err := fmt.Errorf("shred %s in %s: %w: epoch %d's key is under legal hold or retention",
 				dataset, st.Location().Name, providers.ErrImmutable, e)
-			return m.recordFailure(ctx, st, "shred", dataset, e, "", err)
+			return nil, m.recordFailure(ctx, st, "shred", dataset, e, "", err)
 		}
+	}
+	return epochs, nil
+}
+
+// shred checks st again, right before destroying: a hold placed since the first check of
+// every store keeps this one (and those after it) readable.
+func (m *Manager) shred(ctx context.Context, st providers.Store, dataset string) error {
+	epochs, err := m.shredCheck(ctx, st, dataset)
+	if err != nil {
+		return err
 	}
 	reason := fmt.Sprintf("crypto-shred: destroying %d wrapped data keys", len(epochs))
 	if err := m.record(ctx, st, "shred", dataset, 0, "", reason); err != nil {

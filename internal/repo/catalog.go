@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/drflow/drflow/internal/audit"
+	"github.com/drflow/drflow/internal/holds"
 	"github.com/drflow/drflow/providers"
 )
 
@@ -47,8 +48,9 @@ func CatalogPoints(ctx context.Context, st providers.Store, dataset string) ([]P
 
 // PruneCatalog applies policy to the catalog entries (catalog/<point>.json) of dataset in a
 // metadata-only location, as Prune does to manifests: the entries the policy does not keep
-// are deleted, except those under legal hold or active retention, which are reported as held.
-// Every deletion and refusal is audited (restore_point.pruned).
+// are deleted, except those that an active legal hold in the location's hold records covers
+// or selects, and those under a legal hold or active retention of the store, which are
+// reported as held. Every deletion and refusal is audited (restore_point.pruned).
 func PruneCatalog(ctx context.Context, st providers.Store, dataset string, policy RetentionPolicy, opts CatalogPruneOptions) (PruneResult, error) {
 	var res PruneResult
 	if st == nil || opts.Audit == nil {
@@ -70,6 +72,12 @@ func PruneCatalog(ctx context.Context, st providers.Store, dataset string, polic
 		return res, fmt.Errorf("prune catalog of %s: %w", dataset, err)
 	}
 	res.Kept = kept
+	var guard *holds.Guard
+	if len(candidates) > 0 {
+		if guard, err = holds.Records(st, dataset).Guard(ctx); err != nil {
+			return res, fmt.Errorf("prune catalog of %s: %w", dataset, err)
+		}
+	}
 	loc := st.Location()
 	for _, pt := range candidates {
 		key := catalogKey(dataset, pt.ID)
@@ -80,7 +88,7 @@ func PruneCatalog(ctx context.Context, st providers.Store, dataset string, polic
 		if err != nil {
 			return res, fmt.Errorf("prune catalog of %s: stat entry %s: %w", dataset, pt.ID, err)
 		}
-		reason := holdReason(info, time.Now())
+		reason := protection(pointHolds(guard, pt, key), info, time.Now())
 		if reason == "" {
 			err = st.Delete(ctx, key)
 			switch {

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/drflow/drflow/internal/audit"
+	"github.com/drflow/drflow/internal/holds"
 	"github.com/drflow/drflow/providers"
 )
 
@@ -130,7 +131,12 @@ func Copy(ctx context.Context, src, dst providers.Store, dataset, pointID string
 	ev := opts.event(src, dst, opts.Mode, pointID)
 	ev.Dataset, ev.Bytes, ev.ManifestHash = dataset, res.BytesCopied, res.ManifestHash
 	ev.Reason = fmt.Sprintf("%d objects copied, %d already present", res.ObjectsCopied, res.ObjectsSkipped)
-	if err != nil {
+	switch {
+	case errors.Is(err, providers.ErrImmutable):
+		// A held object at the destination: the refusal names the holds, no customer data.
+		err = fmt.Errorf("copy %s/%s to %s: %w", dataset, pointID, dst.Location().Name, err)
+		ev.Outcome, ev.Reason = audit.OutcomeDenied, "copy refused: "+refusal(err)+"; "+ev.Reason
+	case err != nil:
 		err = fmt.Errorf("copy %s/%s to %s: %w", dataset, pointID, dst.Location().Name, err)
 		ev.Outcome, ev.Reason = audit.OutcomeFailed, "copy failed: "+errorClass(err)+"; "+ev.Reason
 	}
@@ -152,9 +158,12 @@ type copier struct {
 	// the destination's condemned packs read after it.
 	gcRuns    []string
 	condemned map[packID]condemnedPack
-	copied    atomic.Int64
-	skipped   atomic.Int64
-	bytes     atomic.Int64
+	// holds are the destination's active legal holds, read before the first wrapped key is
+	// replaced.
+	holds   *holdCheck
+	copied  atomic.Int64
+	skipped atomic.Int64
+	bytes   atomic.Int64
 }
 
 // leased runs the copy under a lease at the destination.
@@ -343,7 +352,10 @@ func (c *copier) copyManifest(ctx context.Context, key string) (string, error) {
 }
 
 // copyKeys copies the wrapped data keys, replacing any that differ at the destination (a KEK
-// rotation re-wraps them at home).
+// rotation re-wraps them at home), unless an active legal hold covers the one there: then it
+// fails with providers.ErrImmutable and replaces nothing more. The destination's hold records
+// are read once, before the first replacement; the store itself refuses to overwrite an
+// object under its own hold or retention.
 func (c *copier) copyKeys(ctx context.Context) error {
 	var keys []string
 	err := c.src.List(ctx, keysPrefix(c.dataset), func(oi providers.ObjectInfo) error {
@@ -365,12 +377,35 @@ func (c *copier) copyKeys(ctx context.Context) error {
 			continue
 		case err != nil && !isNotFound(err):
 			return fmt.Errorf("read destination key: %w", err)
+		case err == nil:
+			if err := c.checkReplace(ctx, k); err != nil {
+				return err
+			}
 		}
 		if _, err := c.dst.Put(ctx, k, bytes.NewReader(want), providers.PutOptions{}); err != nil {
+			if errors.Is(err, providers.ErrImmutable) {
+				return heldError("wrapped key object", k, c.dst.Location(), "a legal hold or retention of the store")
+			}
 			return fmt.Errorf("copy wrapped key: %w", err)
 		}
 		c.copied.Add(1)
 		c.bytes.Add(int64(len(want)))
+	}
+	return nil
+}
+
+// checkReplace refuses to replace the object at key in the destination if an active legal
+// hold in the destination's records covers it.
+func (c *copier) checkReplace(ctx context.Context, key string) error {
+	if c.holds == nil {
+		h, err := readHoldCheck(ctx, c.dst, c.dataset)
+		if err != nil {
+			return err
+		}
+		c.holds = h
+	}
+	if names := c.holds.objects(key); len(names) > 0 {
+		return heldError("wrapped key object", key, c.dst.Location(), holds.Reason(names))
 	}
 	return nil
 }

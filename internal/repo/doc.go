@@ -2,8 +2,9 @@
 // client-side encrypted restore points of one dataset inside one location's providers.Store.
 // It writes restore points (Backup), lists and describes them (Points, Manifest), restores and
 // verifies them (Restore, Verify), replicates them as ciphertext (Copy) or as a catalog
-// entry without content (CopyMetadata), and removes the points a retention policy does not
-// keep (Prune) and the chunks no point needs any more (GC).
+// entry without content (CopyMetadata), removes the points a retention policy does not
+// keep (Prune) and the chunks no point needs any more (GC), and names a point's objects for
+// legal holds (PointObjects, CoverPoint), whose records it enforces everywhere.
 //
 // # Layout (format version 1)
 //
@@ -115,10 +116,15 @@
 //
 // Prune applies a RetentionPolicy (keep_last, keep_daily, keep_weekly, keep_monthly; days,
 // ISO weeks and months of DataAsOf in UTC; a point is kept if any rule keeps it) and deletes
-// the manifests of the other points, except those whose manifest is under legal hold or
-// active retention (Stat says so, or Delete fails with ErrImmutable): those are reported as
-// held. Every deletion and every refusal is an audit event (restore_point.pruned, ok or
-// denied).
+// the manifests of the other points, except held ones, which are kept and reported as held:
+// those that an active legal hold in the store's hold records (internal/holds,
+// datasets/<ds>/holds/) covers, or whose order selects them (by ID or data_as_of range, or as
+// an ongoing hold's newer points: a placement writes the order before the coverage), read
+// once per run; and those whose manifest is under the store's legal hold or an active
+// retention (Stat says so, or Delete fails with ErrImmutable). drflow's records are enforced
+// on every store, also those that cannot hold objects (fake-gcs-server, Azurite): there only
+// they protect the data. Every deletion and every refusal is an audit event
+// (restore_point.pruned, ok or denied, "kept: legal hold <names>").
 //
 // GC then frees the packs that nothing references, by mark and sweep in two phases, safe
 // against backups running at the same time:
@@ -143,6 +149,15 @@
 //  4. The sweep deletes the doomed packs, then writes the new list (the packs still waiting,
 //     each naming every list that has held it, and the newly condemned), then deletes the
 //     lists it read.
+//  5. Legal holds: GC reads the hold records after the leases, and again before the sweep.
+//     A pack (or its index) that an active hold covers is never condemned, and leaves the
+//     condemned list if it was on it (like a rescued pack; once the hold is released a later
+//     run condemns it afresh); when choosing which copy of a chunk to keep, a held pack comes
+//     first, so that unheld duplicates can still go. Right before each deletion GC lists the
+//     records once more (re-reading them if they changed) and keeps a pack they now cover; a
+//     deletion the store refuses (ErrImmutable: retention, or a provider hold set since) keeps
+//     the pack condemned. Neither is an error: GC reports held packs (PacksHeld, HeldBy) and
+//     names the holds in its audit event.
 //
 // Why this is safe: a backup that finished before GC read the leases wrote its manifest
 // before it released its lease, so GC marks it. One that was running then either saw the
@@ -156,6 +171,17 @@
 // fraction of the lease TTL. One GC of a dataset and location runs at a time (the retention
 // workflow's ID). Replicas are collected too: copies into them hold leases (see "Copy").
 //
+// A hold placement records a point's objects (Repo.PointObjects: manifest, every pack that
+// holds any of its chunks, duplicates included, their indexes, the wrapped keys) before it
+// sets the provider holds. Repo.CoverPoint makes that safe against a GC as a copy is: it
+// writes a lease that has seen no condemned list before it lists anything, fails with the
+// retryable ErrGCRunning if a GC's lease is live (that GC may have read the leases before),
+// and records the coverage before it releases the lease. A GC that reads the leases
+// meanwhile deletes no condemned pack; one that starts later reads the coverage. (A
+// placement that records coverage without CoverPoint is seen by the checks before the
+// sweep and each deletion, but a record that lands between such a check and its deletion
+// can name a duplicate that is then gone; no point loses data that way.)
+//
 // Checkpoints of runs without a live lease whose state is older than the checkpoint TTL
 // (default 8 days, beyond the 7 days a backup activity may be retried) are deleted, their
 // packs then condemned; dead leases are deleted. Every GC run is audited (gc).
@@ -165,9 +191,19 @@
 // Copy needs no keys: it copies the packs and indexes the destination lacks (all of the
 // dataset's: which packs a point uses is sealed in its manifest; packs that GC deletes
 // meanwhile are skipped), then the wrapped key objects (replacing ones that differ), then
-// the manifest last. CopyMetadata writes a catalog entry with counts, sizes and the
-// manifest's SHA-256 — no names, keys or content; PruneCatalog applies a retention policy to
-// those entries, keeping held ones.
+// the manifest last. Copy never overwrites or deletes a pack, index or manifest (conditional
+// creates; a different manifest is an error). A wrapped key object that differs is replaced
+// only if no active legal hold in the destination's hold records covers it (and the store
+// accepts the overwrite): otherwise Copy fails with providers.ErrImmutable, naming the
+// object and the holds, and the copy is audited as denied. A held replica thus keeps the key
+// objects it was held with, wrapped by a KEK version that must stay usable while it is held.
+// CopyMetadata writes a catalog entry with counts, sizes and the manifest's SHA-256 — no
+// names, keys or content; PruneCatalog applies a retention policy to those entries, keeping
+// held ones (by the location's hold records, or the store's hold or retention).
+//
+// Copy keeps every object's name, so Repo.PointObjects on a Repo opened on a replica's
+// store with the dataset's keys lists a point's objects there; CatalogObjects lists a
+// catalog entry at a metadata-only location.
 //
 // A copy is safe against a GC of the destination as a backup is against its own GC:
 //

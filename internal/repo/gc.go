@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/drflow/drflow/internal/audit"
+	"github.com/drflow/drflow/internal/holds"
 	"github.com/drflow/drflow/internal/keys"
 	"github.com/drflow/drflow/providers"
 )
@@ -64,8 +65,14 @@ type GCResult struct {
 	// PacksDeleted were deleted with their indexes, freeing ChunksCollected chunks.
 	PacksDeleted    int
 	ChunksCollected int64
-	// PacksImmutable are condemned packs the store refused to delete (retention lock).
+	// PacksImmutable are condemned packs the store refused to delete (a retention lock, or
+	// a provider hold placed after GC last read the hold records): they stay condemned.
 	PacksImmutable int
+	// PacksHeld are unreferenced packs that an active legal hold covers here (drflow's hold
+	// records, whether or not the store enforces the hold): they are neither condemned nor
+	// deleted, and leave the condemned list if they were on it. HeldBy names those holds.
+	PacksHeld int
+	HeldBy    []string
 	// CheckpointsDeleted are checkpoints of runs that ended long ago (CheckpointTTL).
 	CheckpointsDeleted int
 	// LeasesLive are the backups running during GC; LeasesDeleted the dead leases removed.
@@ -124,6 +131,7 @@ type collector struct {
 
 	leases []lease
 	live   map[string]bool // runs with a live lease
+	holds  *holdCheck      // the active legal holds here
 
 	mu   sync.Mutex
 	refs map[keys.ChunkID]bool // referenced chunks; true once an index lists them
@@ -133,10 +141,14 @@ type collector struct {
 
 func (g *collector) summary() string {
 	s := g.res
+	held := fmt.Sprintf("%d held", s.PacksHeld)
+	if len(s.HeldBy) > 0 {
+		held += " by " + holds.Reason(s.HeldBy)
+	}
 	return fmt.Sprintf("%d points and %d checkpoints marked; %d packs: %d referenced (%d partly, %d unreferenced bytes), "+
-		"%d deleted, %d newly condemned, %d waiting, %d rescued, %d immutable; %d checkpoints and %d leases removed",
+		"%d deleted, %d newly condemned, %d waiting, %d rescued, %d immutable, %s; %d checkpoints and %d leases removed",
 		s.Points, s.Checkpoints, s.Packs, s.PacksReferenced, s.PacksPartial, s.UnreferencedBytes,
-		s.PacksDeleted, s.PacksCondemned, s.PacksWaiting, s.PacksRescued, s.PacksImmutable, s.CheckpointsDeleted, s.LeasesDeleted)
+		s.PacksDeleted, s.PacksCondemned, s.PacksWaiting, s.PacksRescued, s.PacksImmutable, held, s.CheckpointsDeleted, s.LeasesDeleted)
 }
 
 func (g *collector) progress(done int64) {
@@ -178,8 +190,8 @@ type blobRef struct {
 
 func (g *collector) run(ctx context.Context) error {
 	r := g.r
-	// GC holds a lease of its own while it runs, so that a copy into this store can tell
-	// whether a GC that may not have seen the copy's lease is still running.
+	// GC holds a lease of its own while it runs, so that a copy into this store, or a hold
+	// placement, can tell whether a GC that may not have seen its lease is still running.
 	run, err := newPointID(g.now)
 	if err != nil {
 		return err
@@ -191,21 +203,12 @@ func (g *collector) run(ctx context.Context) error {
 	defer own.release(ctx)
 	// Leases first: a backup that finishes after this read wrote its manifest before it
 	// deleted its lease, so the marking below sees that manifest.
-	leases, err := r.readLeases(ctx)
-	if err != nil {
+	if err := g.readLeases(ctx, own.l.Run); err != nil {
 		return err
 	}
-	for _, l := range leases {
-		if l.Run != own.l.Run {
-			g.leases = append(g.leases, l)
-		}
-	}
-	g.live = map[string]bool{}
-	for _, l := range g.leases {
-		if l.live(g.now, r.leaseTTL) {
-			g.live[l.Run] = true
-			g.res.LeasesLive++
-		}
+	// Then the hold records; the sweep reads them again before it condemns or deletes.
+	if g.holds, err = readHoldCheck(ctx, r.store, r.dataset); err != nil {
+		return err
 	}
 	listNames, badLists, condemned, err := r.readCondemned(ctx)
 	if err != nil {
@@ -246,60 +249,8 @@ func (g *collector) run(ctx context.Context) error {
 	if g.res.MissingChunks > 0 {
 		r.log.Error("restore points reference chunks that no pack index lists", zap.Int64("chunks", g.res.MissingChunks))
 	}
-
-	// Sweep. Order matters: doomed packs go first (index, then pack), then the new list is
-	// written, then the old lists are deleted. A backup that reads the lists before the old
-	// ones are gone keeps away from every doomed pack; one that reads them after finds no
-	// doomed pack left to deduplicate against.
-	name, err := newPointID(g.now)
-	if err != nil {
+	if err := g.sweep(ctx, packs, condemned, append(listNames, badLists...)); err != nil {
 		return err
-	}
-	next := &condemnedList{Format: formatVersion, Dataset: r.dataset, Created: g.now}
-	for id, ps := range packs {
-		c, wasCondemned := condemned[id]
-		switch {
-		case ps.keeps > 0:
-			g.res.PacksReferenced++
-			if ps.keeps < ps.blobs {
-				g.res.PacksPartial++
-				g.res.UnreferencedBytes += ps.sealedBytes - ps.keptBytes
-			}
-			if !ps.hasPack {
-				r.log.Error("referenced pack is missing", zap.String("pack", id.String()))
-			}
-			if wasCondemned {
-				g.res.PacksRescued++
-			}
-			continue
-		case wasCondemned && g.deletable(c):
-			deleted, err := g.deletePack(ctx, id, ps)
-			if err != nil {
-				return err
-			}
-			if deleted {
-				continue
-			}
-			g.res.PacksImmutable++
-		case wasCondemned:
-			g.res.PacksWaiting++
-		default:
-			g.res.PacksCondemned++
-			c = condemnedPack{ID: id.String(), Since: g.now}
-		}
-		c.Lists = append(c.Lists, name)
-		next.Packs = append(next.Packs, c)
-	}
-	if len(next.Packs) > 0 {
-		sort.Slice(next.Packs, func(i, j int) bool { return next.Packs[i].ID < next.Packs[j].ID })
-		if err := r.writeCondemned(ctx, name, next); err != nil {
-			return err
-		}
-	}
-	for _, n := range append(listNames, badLists...) {
-		if err := r.store.Delete(ctx, condemnedKey(r.dataset, n)); err != nil && !isNotFound(err) {
-			r.log.Warn("could not delete a replaced condemned list", zap.String("list", n), zap.Error(err))
-		}
 	}
 	if err := g.deleteOrphans(ctx, orphans, runs); err != nil {
 		return err
@@ -307,32 +258,158 @@ func (g *collector) run(ctx context.Context) error {
 	return g.deleteDeadLeases(ctx)
 }
 
-// deletePack deletes a condemned pack's index, then the pack. It returns false, with no
-// error, if the store refuses (a retention lock): the pack stays condemned.
-func (g *collector) deletePack(ctx context.Context, id packID, ps *packState) (bool, error) {
+// readLeases reads the other runs' leases and notes the live ones.
+func (g *collector) readLeases(ctx context.Context, own string) error {
+	leases, err := g.r.readLeases(ctx)
+	if err != nil {
+		return err
+	}
+	g.live = map[string]bool{}
+	for _, l := range leases {
+		if l.Run == own {
+			continue
+		}
+		g.leases = append(g.leases, l)
+		if l.live(g.now, g.r.leaseTTL) {
+			g.live[l.Run] = true
+			g.res.LeasesLive++
+		}
+	}
+	return nil
+}
+
+// sweep condemns, deletes and keeps packs, then replaces the condemned lists it read (old).
+// Order matters: doomed packs go first (index, then pack), then the new list is written,
+// then the old lists are deleted. A backup that reads the lists before the old ones are gone
+// keeps away from every doomed pack; one that reads them after finds no doomed pack left to
+// deduplicate against.
+func (g *collector) sweep(ctx context.Context, packs map[packID]*packState, condemned map[packID]condemnedPack, old []string) error {
 	r := g.r
+	name, err := newPointID(g.now)
+	if err != nil {
+		return err
+	}
+	// Holds recorded while GC marked: nothing they cover is condemned or deleted.
+	if err := g.holds.refresh(ctx); err != nil {
+		return err
+	}
+	next := &condemnedList{Format: formatVersion, Dataset: r.dataset, Created: g.now}
+	for id, ps := range packs {
+		c, listed, err := g.sweepPack(ctx, id, ps, condemned)
+		if err != nil {
+			return err
+		}
+		if listed {
+			c.Lists = append(c.Lists, name)
+			next.Packs = append(next.Packs, c)
+		}
+	}
+	if len(next.Packs) > 0 {
+		sort.Slice(next.Packs, func(i, j int) bool { return next.Packs[i].ID < next.Packs[j].ID })
+		if err := r.writeCondemned(ctx, name, next); err != nil {
+			return err
+		}
+	}
+	for _, n := range old {
+		if err := r.store.Delete(ctx, condemnedKey(r.dataset, n)); err != nil && !isNotFound(err) {
+			r.log.Warn("could not delete a replaced condemned list", zap.String("list", n), zap.Error(err))
+		}
+	}
+	return nil
+}
+
+// sweepPack decides one pack's fate and returns its entry for the new condemned list, if it
+// goes there.
+func (g *collector) sweepPack(ctx context.Context, id packID, ps *packState, condemned map[packID]condemnedPack) (condemnedPack, bool, error) {
+	c, wasCondemned := condemned[id]
+	switch {
+	case ps.keeps > 0:
+		g.res.PacksReferenced++
+		if ps.keeps < ps.blobs {
+			g.res.PacksPartial++
+			g.res.UnreferencedBytes += ps.sealedBytes - ps.keptBytes
+		}
+		if !ps.hasPack {
+			g.r.log.Error("referenced pack is missing", zap.String("pack", id.String()))
+		}
+		if wasCondemned {
+			g.res.PacksRescued++
+		}
+		return c, false, nil
+	case g.held(id):
+		// Like a rescued pack, a held one leaves the list: backups may use it again, and once
+		// the hold is released a later run condemns it afresh if nothing references it.
+		return c, false, nil
+	case wasCondemned && g.deletable(c):
+		out, err := g.deletePack(ctx, id, ps)
+		if err != nil || out != packImmutable {
+			return c, false, err
+		}
+		g.res.PacksImmutable++
+	case wasCondemned:
+		g.res.PacksWaiting++
+	default:
+		g.res.PacksCondemned++
+		c = condemnedPack{ID: id.String(), Since: g.now}
+	}
+	return c, true, nil
+}
+
+// held reports whether an active hold covers the pack or its index (counting it as held).
+func (g *collector) held(id packID) bool {
+	names := g.holds.objects(packKey(g.r.dataset, id), indexKey(g.r.dataset, id))
+	if len(names) == 0 {
+		return false
+	}
+	g.res.PacksHeld++
+	g.res.HeldBy = sortedNames(append(g.res.HeldBy, names...))
+	return true
+}
+
+// What deletePack did with a pack.
+type packOutcome int
+
+const (
+	packDeleted   packOutcome = iota
+	packHeld                  // an active hold covers it: kept
+	packImmutable             // the store refused: it stays condemned
+)
+
+// deletePack deletes a condemned pack's index, then the pack. Right before each deletion it
+// checks the hold records again, so that a hold recorded since the sweep began keeps the
+// pack; a store that refuses (a retention lock, or a provider hold set meanwhile) keeps it
+// too. Neither is an error.
+func (g *collector) deletePack(ctx context.Context, id packID, ps *packState) (packOutcome, error) {
+	r := g.r
+	pk, ik := packKey(r.dataset, id), indexKey(r.dataset, id)
 	for _, obj := range []struct {
 		has  bool
 		key  string
 		size int64
-	}{{ps.hasIndex, indexKey(r.dataset, id), ps.idxSize}, {ps.hasPack, packKey(r.dataset, id), ps.packSize}} {
+	}{{ps.hasIndex, ik, ps.idxSize}, {ps.hasPack, pk, ps.packSize}} {
 		if !obj.has {
 			continue
+		}
+		if err := g.holds.refresh(ctx); err != nil {
+			return 0, err
+		}
+		if g.held(id) {
+			return packHeld, nil
 		}
 		err := r.store.Delete(ctx, obj.key)
 		switch {
 		case errors.Is(err, providers.ErrImmutable):
 			r.log.Warn("store refused to delete a condemned pack", zap.String("pack", id.String()))
-			return false, nil
+			return packImmutable, nil
 		case err != nil && !isNotFound(err):
-			return false, fmt.Errorf("delete pack %s: %w", id, err)
+			return 0, fmt.Errorf("delete pack %s: %w", id, err)
 		case err == nil:
 			g.res.BytesFreed += obj.size
 		}
 	}
 	g.res.PacksDeleted++
 	g.res.ChunksCollected += int64(ps.blobs)
-	return true, nil
+	return packDeleted, nil
 }
 
 // deleteOrphans deletes the checkpoints of runs that ended long ago, unless the run took a
@@ -697,15 +774,21 @@ func (g *collector) scanIndexes(ctx context.Context, packs map[packID]*packState
 }
 
 // chooseCopies picks, for every referenced chunk, the one pack whose copy is kept: a pack
-// that is not condemned if there is one (backups that wrote a second copy kept away from the
+// that a legal hold covers if there is one (it stays anyway, so its duplicates elsewhere can
+// go), else a pack that is not condemned (backups that wrote a second copy kept away from the
 // condemned one), so that a condemned pack holding only duplicates can still go; then one
 // whose pack object exists. Ties go to the lowest pack ID, so that every run chooses alike.
 func (g *collector) chooseCopies(packs map[packID]*packState, condemned map[packID]condemnedPack) {
 	ids := make([]packID, 0, len(packs))
-	for id := range packs {
+	held := map[packID]bool{}
+	for id, ps := range packs {
 		ids = append(ids, id)
+		held[id] = ps.hasPack && len(g.holds.objects(packKey(g.r.dataset, id), indexKey(g.r.dataset, id))) > 0
 	}
 	sort.Slice(ids, func(i, j int) bool {
+		if hi, hj := held[ids[i]], held[ids[j]]; hi != hj {
+			return hi
+		}
 		_, ci := condemned[ids[i]]
 		_, cj := condemned[ids[j]]
 		if ci != cj {

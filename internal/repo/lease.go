@@ -37,7 +37,9 @@ var ErrLeaseLapsed = errors.New("backup lease lapsed: not refreshed in time, pac
 // ErrGCRunning fails a copy that relies on packs condemned at its destination while a
 // garbage collection there, which started before the copy's lease was written, is still
 // running: it may delete them. A retry finds them condemned or gone, and copies them again.
-var ErrGCRunning = errors.New("a garbage collection at the destination started before this copy and is still running; retry")
+// It fails a hold placement (CoverPoint) likewise while a GC that may have missed the
+// placement's lease runs: a retry after it covers what that GC left.
+var ErrGCRunning = errors.New("a garbage collection of the location started before this copy or hold placement and is still running; retry")
 
 const (
 	leaseFormat        = 1
@@ -45,7 +47,8 @@ const (
 	maxCondemnedObject = 256 << 20
 )
 
-// Lease names of runs other than backups: a copy into the store, a garbage collection.
+// Lease names of runs other than backups: a copy into the store, a garbage collection (a
+// hold placement's, hold-, is in hold.go).
 const (
 	copyLeasePrefix = "copy-"
 	gcLeasePrefix   = "gc-"
@@ -57,8 +60,9 @@ func condemnedPrefix(ds string) string    { return datasetPrefix(ds) + "condemne
 func condemnedKey(ds, name string) string { return condemnedPrefix(ds) + name }
 func isCondemnedName(name string) bool    { _, err := ParsePointID(name); return err == nil }
 
-// lease is datasets/<ds>/leases/<run>: a running backup's (or copy's, copy-<id>) claim that GC
-// must respect; a running GC holds one too (gc-<id>), so that copies can tell it runs. It is
+// lease is datasets/<ds>/leases/<run>: a running backup's (or copy's, copy-<id>, or hold
+// placement's, hold-<id>) claim that GC must respect; a running GC holds one too (gc-<id>), so
+// that copies and placements can tell it runs. It is
 // plain JSON: it holds run IDs, times and condemned list names, nothing secret.
 type lease struct {
 	Format    int       `json:"format"`

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/drflow/drflow/internal/audit"
+	"github.com/drflow/drflow/internal/holds"
 	"github.com/drflow/drflow/providers"
 )
 
@@ -134,10 +134,12 @@ const (
 // hold or retention lock protects to keep the point from being pruned.
 func PointObjectKey(dataset, pointID string) string { return pointKey(dataset, pointID) }
 
-// Prune deletes the manifests of the restore points that policy does not keep. A point whose
-// manifest is under legal hold or an active retention (as Stat reports it, or as Delete
-// refuses with providers.ErrImmutable) is kept and reported as held. Every deletion and every
-// refusal is audited. The chunks of pruned points stay until GC collects them.
+// Prune deletes the manifests of the restore points that policy does not keep. A point that an
+// active legal hold in the store's hold records covers or selects (internal/holds: drflow
+// enforces these even where the store cannot), or whose manifest is under a legal hold or an
+// active retention of the store (as Stat reports it, or as Delete refuses with
+// providers.ErrImmutable), is kept and reported as held. Every deletion and every refusal is
+// audited. The chunks of pruned points stay until GC collects them.
 func (r *Repo) Prune(ctx context.Context, policy RetentionPolicy, opts PruneOptions) (PruneResult, error) {
 	var res PruneResult
 	points, err := r.Points(ctx)
@@ -149,6 +151,14 @@ func (r *Repo) Prune(ctx context.Context, policy RetentionPolicy, opts PruneOpti
 		return res, fmt.Errorf("prune %s: %w", r.dataset, err)
 	}
 	res.Kept = kept
+	var guard *holds.Guard
+	if len(candidates) > 0 {
+		// Once per run, after the points are chosen: a hold placed since is not seen, but
+		// its placement finds the point either gone or still here, never half pruned.
+		if guard, err = holds.Records(r.store, r.dataset).Guard(ctx); err != nil {
+			return res, fmt.Errorf("prune %s: %w", r.dataset, err)
+		}
+	}
 	progress := func(done int) {
 		if opts.Progress != nil {
 			opts.Progress(Progress{Phase: PhasePrune, BytesTotal: -1, EntriesDone: int64(done), EntriesTotal: int64(len(candidates))})
@@ -156,7 +166,7 @@ func (r *Repo) Prune(ctx context.Context, policy RetentionPolicy, opts PruneOpti
 	}
 	progress(0)
 	for i, pt := range candidates {
-		out, reason, err := r.prunePoint(ctx, pt, opts)
+		out, reason, err := r.prunePoint(ctx, pt, guard, opts)
 		if err != nil {
 			return res, err
 		}
@@ -183,7 +193,7 @@ const (
 
 // prunePoint deletes one point's manifest unless it is held; for a held point it returns
 // what holds it.
-func (r *Repo) prunePoint(ctx context.Context, pt PointInfo, opts PruneOptions) (pruneOutcome, string, error) {
+func (r *Repo) prunePoint(ctx context.Context, pt PointInfo, guard *holds.Guard, opts PruneOptions) (pruneOutcome, string, error) {
 	key := pointKey(r.dataset, pt.ID)
 	info, err := r.store.Stat(ctx, key)
 	if isNotFound(err) {
@@ -192,7 +202,7 @@ func (r *Repo) prunePoint(ctx context.Context, pt PointInfo, opts PruneOptions) 
 	if err != nil {
 		return 0, "", fmt.Errorf("prune %s: stat restore point %s: %w", r.dataset, pt.ID, err)
 	}
-	reason := holdReason(info, r.now())
+	reason := protection(pointHolds(guard, pt, key), info, r.now())
 	if reason == "" && !opts.DryRun {
 		err = r.store.Delete(ctx, key)
 		switch {
@@ -222,16 +232,4 @@ func (r *Repo) prunePoint(ctx context.Context, pt PointInfo, opts PruneOptions) 
 		return 0, "", err
 	}
 	return out, reason, nil
-}
-
-// holdReason describes what protects an object from deletion at now, or "".
-func holdReason(info providers.ObjectInfo, now time.Time) string {
-	var why []string
-	if info.LegalHold {
-		why = append(why, "legal hold")
-	}
-	if info.Retention.Active(now) {
-		why = append(why, fmt.Sprintf("%s retention until %s", info.Retention.Mode, info.Retention.Until.UTC().Format(time.RFC3339)))
-	}
-	return strings.Join(why, ", ")
 }

@@ -143,9 +143,13 @@ func (h *pathHeap) Pop() any {
 var _ Sink = (*ObjectsSink)(nil)
 
 // ObjectsSink restores file entries as objects under a prefix of a store (a folder, as for
-// NewObjects). It never overwrites: each Put is a conditional create, so a key that exists
-// fails the restore. Directories need no objects. Symlinks cannot be stored; they are
-// skipped and reported by Finish as mismatches, so such a restore never counts as verified.
+// NewObjects). It never overwrites or deletes: each Put is a conditional create, so a key
+// that exists fails the restore and the object there stays as it was. An existing object
+// under a legal hold or an active retention (as Stat reports it: also where the store does
+// not enforce it, as fake-gcs-server does not) fails it with providers.ErrImmutable, any
+// other with providers.ErrExists. Objects written before the failure stay. Directories need
+// no objects. Symlinks cannot be stored; they are skipped and reported by Finish as
+// mismatches, so such a restore never counts as verified.
 type ObjectsSink struct {
 	store   providers.Store
 	prefix  string
@@ -177,13 +181,42 @@ func (s *ObjectsSink) Write(ctx context.Context, e Entry, content io.Reader) err
 		return fmt.Errorf("restore %s: no content", e.Path)
 	}
 	key := s.prefix + e.Path
+	// The conditional create is the check: atomic, so nothing can slip in between a check
+	// and the write.
 	info, err := s.store.Put(ctx, key, ctxReader{ctx: ctx, r: content}, providers.PutOptions{IfNotExists: true})
+	if errors.Is(err, providers.ErrExists) || errors.Is(err, providers.ErrImmutable) {
+		return s.refuse(ctx, e.Path, key, err)
+	}
 	if err != nil {
 		return fmt.Errorf("restore %s to %s: %w", e.Path, key, err)
 	}
 	s.objects++
 	s.bytes += info.Size
 	return nil
+}
+
+// refuse explains why key could not be written: a protected object there is
+// providers.ErrImmutable, any other existing object providers.ErrExists.
+func (s *ObjectsSink) refuse(ctx context.Context, path, key string, putErr error) error {
+	info, err := s.store.Stat(ctx, key)
+	if err != nil && !errors.Is(err, providers.ErrNotFound) {
+		return fmt.Errorf("restore %s to %s: %w (and stat: %v)", path, key, putErr, err)
+	}
+	var why []string
+	if info.LegalHold {
+		why = append(why, "a legal hold")
+	}
+	if info.Retention.Active(time.Now()) {
+		why = append(why, fmt.Sprintf("%s retention until %s", info.Retention.Mode, info.Retention.Until.UTC().Format(time.RFC3339)))
+	}
+	if len(why) > 0 || errors.Is(putErr, providers.ErrImmutable) {
+		if len(why) == 0 {
+			why = append(why, "protection the store enforces")
+		}
+		return fmt.Errorf("restore %s: %w: the target object %s is under %s; refusing to overwrite it",
+			path, providers.ErrImmutable, key, strings.Join(why, " and "))
+	}
+	return fmt.Errorf("restore %s: %w: the target already holds %s; refusing to overwrite it (restore into an empty prefix)", path, putErr, key)
 }
 
 // Finish reports what was written; objects carry no facts to compare.

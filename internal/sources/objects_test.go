@@ -185,3 +185,40 @@ func TestObjectsIntoDirectory(t *testing.T) {
 	assert.Equal(t, "top", string(tree["a.txt"].Content))
 	assert.Equal(t, 0o600, int(tree["a.txt"].Mode))
 }
+
+// A restore into a prefix never overwrites an object under legal hold or retention: it fails
+// with ErrImmutable (ErrExists for an object nothing protects) and every existing object
+// stays as it was, held or not.
+func TestObjectsSinkRefusesHeldObjects(t *testing.T) {
+	ctx := context.Background()
+	dst := localStore(t)
+	put(t, dst, "out/held", []byte("evidence"))
+	require.NoError(t, dst.SetLegalHold(ctx, "out/held", true))
+	put(t, dst, "out/retained", []byte("ledger"))
+	require.NoError(t, dst.SetRetention(ctx, "out/retained", providers.Retention{Mode: providers.Governance, Until: time.Now().Add(time.Hour)}))
+	put(t, dst, "out/plain", []byte("notes"))
+	tests := []struct {
+		give     string
+		wantErr  error
+		wantText string
+	}{
+		{"held", providers.ErrImmutable, "out/held is under a legal hold"},
+		{"retained", providers.ErrImmutable, "out/retained is under governance retention until"},
+		{"plain", providers.ErrExists, "the target already holds out/plain"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			sink := NewObjectsSink(dst, "out")
+			require.NoError(t, sink.Write(ctx, Entry{Path: "new-" + tt.give, Type: TypeFile}, strings.NewReader("restored")))
+			err := sink.Write(ctx, Entry{Path: tt.give, Type: TypeFile}, strings.NewReader("restored"))
+			require.ErrorIs(t, err, tt.wantErr)
+			assert.ErrorContains(t, err, tt.wantText)
+		})
+	}
+	for k, want := range map[string]string{"out/held": "evidence", "out/retained": "ledger", "out/plain": "notes"} {
+		assert.Equal(t, want, string(readObject(t, dst, k)), "%s is intact", k)
+	}
+	info, err := dst.Stat(ctx, "out/held")
+	require.NoError(t, err)
+	assert.True(t, info.LegalHold, "and still held")
+}
