@@ -191,6 +191,9 @@ func printChanges(e *env, id string, st workflows.RunbookState, seen map[string]
 		}
 		fmt.Fprintln(e.stderr, line)
 		if s.Status == workflows.StepWaiting {
+			if s.Message != "" {
+				fmt.Fprintf(e.stderr, "  %s\n", s.Message)
+			}
 			fmt.Fprintf(e.stderr, "  waiting for %s; approve with: drflow runbook approve %s --gate %s --as NAME\n",
 				strings.Join(s.WaitingFor, " or "), id, s.ID)
 		}

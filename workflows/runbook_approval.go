@@ -149,6 +149,13 @@ func (r *runbookRun) approval(ctx workflow.Context, s runbooks.Step) (map[string
 	g := &gate{id: s.ID, requester: r.in.RequestedBy, allowed: allowed, needed: needed, open: true}
 	r.gates[s.ID] = g
 	st := r.at(s.ID)
+	if ap.Message != "" {
+		msg, err := r.substitute(runbooks.S(ap.Message))
+		if err != nil {
+			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("message: %v", err), ErrTypeInvalidInput, nil)
+		}
+		st.Message = msg.Scalar
+	}
 	st.WaitingFor = g.waitingFor()
 	r.setStatus(ctx, s.ID, StepWaiting, nil)
 

@@ -36,6 +36,9 @@ func runbookDetails(s RunbookState) string {
 
 func stepDetail(st StepState) string {
 	var parts []string
+	if st.Message != "" && st.Status == StepWaiting {
+		parts = append(parts, st.Message)
+	}
 	if len(st.WaitingFor) > 0 {
 		parts = append(parts, "waiting for "+strings.Join(st.WaitingFor, ", "))
 	}

@@ -105,6 +105,8 @@ type StepState struct {
 	// Parent is the parallel step of a branch, or the step a compensation undoes.
 	Parent string `json:"parent,omitempty"`
 	Status string `json:"status"`
+	// Message is what an approval gate asks its approvers.
+	Message string `json:"message,omitempty"`
 	// WaitingFor lists who may still approve, while the gate is open.
 	WaitingFor []string `json:"waiting_for,omitempty"`
 	Votes      []Vote   `json:"votes,omitempty"`
