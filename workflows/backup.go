@@ -21,23 +21,11 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (BackupResult, error) 
 	}
 	log := workflow.GetLogger(ctx)
 	info := workflow.GetInfo(ctx)
-	prog, err := newProgress(ctx)
+	run, err := startDatasetRun(ctx, KindBackup, activities.PlanInput{Dataset: in.Dataset})
 	if err != nil {
 		return BackupResult{}, err
 	}
-
-	var plan activities.PlanResult
-	if err := workflow.ExecuteActivity(controlActivities(ctx), a.Plan, activities.PlanInput{Dataset: in.Dataset}).Get(ctx, &plan); err != nil {
-		return BackupResult{}, err
-	}
-	obj := objectivesOf(plan)
-	if err := workflow.UpsertTypedSearchAttributes(ctx,
-		SearchAttrDataset.ValueSet(in.Dataset),
-		SearchAttrTier.ValueSet(int64(obj.Tier)),
-		SearchAttrKind.ValueSet(KindBackup),
-	); err != nil {
-		return BackupResult{}, err
-	}
+	plan, obj, prog := run.plan, run.obj, run.prog
 
 	prog.phase("backup")
 	var out activities.BackupActivityResult
@@ -50,18 +38,14 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (BackupResult, error) 
 	err = workflow.ExecuteActivity(dataActivities(ctx, plan.Region), a.Backup,
 		activities.BackupActivityInput{Dataset: in.Dataset, RunID: runID}).Get(ctx, &out)
 	if err != nil {
-		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttrObjectivesMet.ValueSet(false))
-		gauges(ctx, in.Dataset, KindBackup, map[string]float64{MetricObjectivesMet: 0})
-		return BackupResult{}, err
+		return BackupResult{}, run.failed(err)
 	}
 
 	durable := workflow.Now(ctx)
 	prog.phase("replicate")
 	replicas, err := replicateAll(ctx, in.Dataset, out.Point, plan)
 	if err != nil {
-		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttrObjectivesMet.ValueSet(false))
-		gauges(ctx, in.Dataset, KindBackup, map[string]float64{MetricObjectivesMet: 0})
-		return BackupResult{}, err
+		return BackupResult{}, run.failed(err)
 	}
 	if plan.Replication == string(config.ReplicationSync) {
 		durable = workflow.Now(ctx)

@@ -21,25 +21,11 @@ func RestoreDrillWorkflow(ctx workflow.Context, in DrillInput) (DrillResult, err
 	in = in.WithDefaults()
 	start := workflow.Now(ctx)
 	log := workflow.GetLogger(ctx)
-	prog, err := newProgress(ctx)
+	run, err := startDatasetRun(ctx, KindDrill, activities.PlanInput{Dataset: in.Dataset, Location: in.Location})
 	if err != nil {
 		return DrillResult{}, err
 	}
-
-	var plan activities.PlanResult
-	err = workflow.ExecuteActivity(controlActivities(ctx), a.Plan,
-		activities.PlanInput{Dataset: in.Dataset, Location: in.Location}).Get(ctx, &plan)
-	if err != nil {
-		return DrillResult{}, err
-	}
-	obj := objectivesOf(plan)
-	if err := workflow.UpsertTypedSearchAttributes(ctx,
-		SearchAttrDataset.ValueSet(in.Dataset),
-		SearchAttrTier.ValueSet(int64(obj.Tier)),
-		SearchAttrKind.ValueSet(KindDrill),
-	); err != nil {
-		return DrillResult{}, err
-	}
+	plan, obj, prog := run.plan, run.obj, run.prog
 
 	prog.phase("restore")
 	var out activities.DrillActivityResult
@@ -50,9 +36,7 @@ func RestoreDrillWorkflow(ctx workflow.Context, in DrillInput) (DrillResult, err
 		Dataset: in.Dataset, Point: in.RestorePoint, Location: plan.Location, Target: in.Target,
 	}).Get(ctx, &out)
 	if err != nil {
-		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttrObjectivesMet.ValueSet(false))
-		gauges(ctx, in.Dataset, KindDrill, map[string]float64{MetricObjectivesMet: 0})
-		return DrillResult{}, err
+		return DrillResult{}, run.failed(err)
 	}
 
 	finished := workflow.Now(ctx)

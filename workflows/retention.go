@@ -20,22 +20,11 @@ func RetentionWorkflow(ctx workflow.Context, in RetentionInput) (RetentionResult
 		return RetentionResult{}, invalidInput(err)
 	}
 	log := workflow.GetLogger(ctx)
-	prog, err := newProgress(ctx)
+	run, err := startDatasetRun(ctx, KindRetention, activities.PlanInput{Dataset: in.Dataset})
 	if err != nil {
 		return RetentionResult{}, err
 	}
-
-	var plan activities.PlanResult
-	if err := workflow.ExecuteActivity(controlActivities(ctx), a.Plan, activities.PlanInput{Dataset: in.Dataset}).Get(ctx, &plan); err != nil {
-		return RetentionResult{}, err
-	}
-	if err := workflow.UpsertTypedSearchAttributes(ctx,
-		SearchAttrDataset.ValueSet(in.Dataset),
-		SearchAttrTier.ValueSet(int64(plan.TierLevel)),
-		SearchAttrKind.ValueSet(KindRetention),
-	); err != nil {
-		return RetentionResult{}, err
-	}
+	plan, prog := run.plan, run.prog
 
 	prog.phase("retention")
 	var out activities.RetentionActivityResult
