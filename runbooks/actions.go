@@ -9,6 +9,8 @@ type ActionSpec struct {
 	Description string
 	Args        []ArgSpec
 	Outputs     []string
+	// ListOutputs are the outputs that are lists; the others are single values.
+	ListOutputs []string
 	// Condition: the action answers {"ok": bool} and may serve as a wait's Until.
 	Condition bool
 }
@@ -210,9 +212,27 @@ func catalog() []ActionSpec {
 	}
 }
 
+// withListOutputs marks the outputs that are lists, so that the validator refuses a list
+// where a single value is wanted (and the other way round) before anything runs.
+func withListOutputs(specs []ActionSpec) []ActionSpec {
+	lists := map[string][]string{
+		ActionRetention:      {"kept", "pruned", "held"},
+		ActionFindCleanPoint: {"rejected"},
+		ActionChooseFailover: {"candidates"},
+		ActionHoldPlace:      {"points", "locations", "server_enforced", "drflow_enforced"},
+		ActionHoldReport:     {"points", "server_enforced", "drflow_enforced"},
+		ActionKeyEscrow:      {"files"},
+		ActionSchedulesPause: {"schedules"}, ActionSchedulesResume: {"schedules"},
+	}
+	for i := range specs {
+		specs[i].ListOutputs = lists[specs[i].Name]
+	}
+	return specs
+}
+
 // LookupAction returns the spec of a registered action.
 func LookupAction(name string) (ActionSpec, bool) {
-	for _, a := range catalog() {
+	for _, a := range withListOutputs(catalog()) {
 		if a.Name == name {
 			return a, true
 		}
@@ -222,7 +242,7 @@ func LookupAction(name string) (ActionSpec, bool) {
 
 // Actions returns every registered action, by name.
 func Actions() []ActionSpec {
-	out := catalog()
+	out := withListOutputs(catalog())
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }

@@ -27,3 +27,17 @@ func TestBuiltinRunbooksLoadAndRoundTrip(t *testing.T) {
 	_, err := Builtin("nope")
 	assert.ErrorContains(t, err, `no built-in runbook "nope" (built-in: hold-release, key-revocation-drill`)
 }
+
+func TestListOutputsAreTyped(t *testing.T) {
+	_, err := Parse([]byte(`
+name: typed
+steps:
+  - id: place
+    action: hold.place
+    args: {hold: h, dataset: d, reason: r, requested_by: me}
+  - id: tell
+    action: notify
+    args: {message: "held ${steps.place.points}"}
+`))
+	assert.ErrorContains(t, err, "line 9: steps[1] (tell).args.message: ${steps.place.points} is a list")
+}

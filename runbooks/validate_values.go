@@ -2,6 +2,7 @@ package runbooks
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -154,7 +155,11 @@ func outputsOf(s Step) ([]output, bool) {
 		}
 		outs := make([]output, 0, len(spec.Outputs))
 		for _, o := range spec.Outputs {
-			outs = append(outs, output{name: o})
+			out := output{name: o}
+			if slices.Contains(spec.ListOutputs, o) {
+				out.typ = TypeList
+			}
+			outs = append(outs, out)
 		}
 		return outs, true
 	case s.Approval != nil:
