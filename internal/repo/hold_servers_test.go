@@ -3,7 +3,6 @@ package repo
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -19,7 +18,9 @@ import (
 	"github.com/drflow/drflow/internal/testservers"
 	"github.com/drflow/drflow/providers"
 	"github.com/drflow/drflow/providers/azblob"
+	"github.com/drflow/drflow/providers/azblob/azbtest"
 	"github.com/drflow/drflow/providers/gcs"
+	"github.com/drflow/drflow/providers/gcs/gcstest"
 	"github.com/drflow/drflow/providers/s3"
 )
 
@@ -42,6 +43,9 @@ func holdStores() []holdStore {
 		{"MinIO with Object Lock", true, openMinIO},
 		{"fake-gcs-server", false, openFakeGCS},
 		{"Azurite", false, openAzurite},
+		// The request-checking fakes enforce holds as Cloud Storage and Azure Blob do.
+		{"Cloud Storage protocol", true, openGCSProtocol},
+		{"Azure Blob protocol", true, openAzureProtocol},
 	}
 }
 
@@ -78,6 +82,25 @@ func openAzurite(t *testing.T) func(string) providers.Store {
 			Location: providers.Location{Name: name, Region: "local", Jurisdiction: "EU"}})
 		require.NoError(t, err)
 		require.False(t, st.Capabilities().LegalHold, "Azurite enforces no holds: only drflow's records protect the data")
+		return st
+	}
+}
+
+func openGCSProtocol(t *testing.T) func(string) providers.Store {
+	srv := gcstest.NewServer(t, "holds")
+	return func(name string) providers.Store {
+		st := gcstest.OpenStoreWith(t, srv, gcs.Options{Prefix: name, Location: providers.Location{Name: name, Jurisdiction: "EU"}})
+		require.True(t, st.Capabilities().ServerEnforced, st.Capabilities().Note)
+		return st
+	}
+}
+
+func openAzureProtocol(t *testing.T) func(string) providers.Store {
+	srv := azbtest.NewServer(t, "holds")
+	return func(name string) providers.Store {
+		st := azbtest.OpenStoreWith(t, srv, azblob.Options{Prefix: name + "/", BlockSize: 1 << 20,
+			Location: providers.Location{Name: name, Region: "local", Jurisdiction: "EU"}})
+		require.True(t, st.Capabilities().ServerEnforced, st.Capabilities().Note)
 		return st
 	}
 }
@@ -122,6 +145,9 @@ func TestHoldEnforcementOnEveryStore(t *testing.T) {
 			t.Parallel()
 			e := newHoldEnv(t, kind)
 			t.Run("prune and GC", e.pruneAndGC)
+			if kind.provider {
+				t.Run("GC and the store's hold alone", e.gcStoreHoldOnly)
+			}
 			t.Run("re-copy, re-wrap and shred", e.recopyRewrapShred)
 			t.Run("restore over a held object", e.restoreOverHeld)
 		})
@@ -163,6 +189,25 @@ func (e *holdEnv) pruneAndGC(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, v.OK(), v.Failures)
 	(&fixture{t: t}).restoreEqual(r, s.again, tree(1))
+}
+
+// gcStoreHoldOnly: packs held by the store but not (yet) in drflow's records, as when a
+// placement set the provider hold after GC last read the records: the store refuses, GC
+// keeps them condemned and does not fail.
+func (e *holdEnv) gcStoreHoldOnly(t *testing.T) {
+	ctx := context.Background()
+	st := e.open("store-hold")
+	r := e.repo(st)
+	s := newHoldScene(t, r)
+	for _, k := range s.condemnedKeys() {
+		require.NoError(t, st.SetLegalHold(ctx, k, true))
+	}
+	s.clk.Add(2 * time.Hour)
+	g, err := r.GC(ctx, GCOptions{Actor: "test"})
+	require.NoError(t, err)
+	assert.Equal(t, len(s.condemned), g.PacksImmutable)
+	assert.Zero(t, g.PacksDeleted)
+	requireObjectsExist(t, st, s.condemnedKeys())
 }
 
 func (e *holdEnv) recopyRewrapShred(t *testing.T) {
@@ -259,14 +304,14 @@ func (r *recorder) lastOp(op string) audit.Event {
 }
 
 // A backup and a GC during a placement lose nothing where only drflow's records hold
-// (fake-gcs-server) and where the store holds too (MinIO).
+// (fake-gcs-server, Azurite) and where the store holds too (MinIO, the protocol fakes).
 func TestBackupAndGCDuringPlacementOnServers(t *testing.T) {
 	t.Parallel()
-	for _, kind := range holdStores()[1:3] {
+	for _, kind := range holdStores()[1:] {
 		t.Run(kind.name, func(t *testing.T) {
 			t.Parallel()
 			e := newHoldEnv(t, kind)
-			runDuringPlacement(t, e.repo(e.open(fmt.Sprintf("concurrent-%d", time.Now().UnixNano()))), e.provider)
+			runDuringPlacement(t, e.repo(e.open("concurrent")), e.provider)
 		})
 	}
 }
