@@ -27,7 +27,11 @@ const (
 )
 
 // Load reads and checks the runbook file at path (see Parse).
-func Load(path string) (Runbook, error) {
+func Load(path string) (Runbook, error) { return LoadWith(path, nil) }
+
+// LoadWith reads the runbook file at path and checks it, with its dataset, location and
+// approver group names against cat (nil: structure only), every problem with its line.
+func LoadWith(path string, cat Catalog) (Runbook, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Runbook{}, fmt.Errorf("load runbook: %w", err)
@@ -37,7 +41,7 @@ func Load(path string) (Runbook, error) {
 	if err != nil {
 		return Runbook{}, fmt.Errorf("load runbook %s: %w", path, err)
 	}
-	rb, err := Parse(data)
+	rb, err := ParseWith(data, cat)
 	if err != nil {
 		return Runbook{}, fmt.Errorf("runbook %s is invalid:\n%w", path, err)
 	}
@@ -48,7 +52,10 @@ func Load(path string) (Runbook, error) {
 // catalog: names of datasets, locations and approver groups are checked against the
 // configuration by `drflow runbook validate`). Every problem is reported at once: the error
 // joins one *config.FieldError per problem, each naming its line and field path.
-func Parse(data []byte) (Runbook, error) {
+func Parse(data []byte) (Runbook, error) { return ParseWith(data, nil) }
+
+// ParseWith is Parse with names checked against cat as well (nil: structure only).
+func ParseWith(data []byte, cat Catalog) (Runbook, error) {
 	if len(data) > MaxSize {
 		return Runbook{}, fmt.Errorf("runbook is larger than %d bytes; a runbook is a page or two of YAML", MaxSize)
 	}
@@ -64,7 +71,7 @@ func Parse(data []byte) (Runbook, error) {
 	if d.stepCount > MaxSteps {
 		return Runbook{}, fmt.Errorf("runbook has more than %d steps (branches and compensations included)", MaxSteps)
 	}
-	c := newChecker(nil, d.lines)
+	c := newChecker(cat, d.lines)
 	c.runbook(rb)
 	errs := d.errs
 	for _, fe := range c.errs {

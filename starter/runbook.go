@@ -32,20 +32,31 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
-// loadRunbook reads FILE, or the built-in runbook NAME when no such file exists.
-func loadRunbook(arg string) (runbooks.Runbook, error) {
+// loadRunbook reads FILE, or the built-in runbook NAME when no such file exists, and checks
+// it against the configuration at cfgPath: every problem is reported with its line.
+func loadRunbook(arg, cfgPath string) (runbooks.Runbook, *config.Config, error) {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return runbooks.Runbook{}, nil, err
+	}
+	cat := runbooks.ConfigCatalog(cfg)
 	if _, err := os.Stat(arg); err == nil {
-		return runbooks.Load(arg)
+		rb, err := runbooks.LoadWith(arg, cat)
+		return rb, cfg, err
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return runbooks.Runbook{}, err
+		return runbooks.Runbook{}, nil, err
 	}
 	if strings.ContainsAny(arg, "/.") {
-		return runbooks.Runbook{}, fmt.Errorf("runbook file %s does not exist (built-in runbooks: %s)", arg, strings.Join(runbooks.BuiltinNames(), ", "))
+		return runbooks.Runbook{}, nil, fmt.Errorf("runbook file %s does not exist (built-in runbooks: %s)", arg, strings.Join(runbooks.BuiltinNames(), ", "))
 	}
-	return runbooks.Builtin(arg)
+	rb, err := runbooks.Builtin(arg)
+	if err != nil {
+		return rb, nil, err
+	}
+	return rb, cfg, runbooks.Validate(rb, cat)
 }
 
-// validateAgainst checks a runbook against the configuration at path, when there is one.
+// validateAgainst checks a runbook built in code against the configuration at path.
 func validateAgainst(rb runbooks.Runbook, path string) (*config.Config, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -65,11 +76,8 @@ func runbookValidateCmd(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	rb, err := loadRunbook(file)
+	rb, _, err := loadRunbook(file, *cfgPath)
 	if err != nil {
-		return err
-	}
-	if _, err := validateAgainst(rb, *cfgPath); err != nil {
 		return err
 	}
 	counts := map[string]int{}
@@ -103,15 +111,15 @@ func runbookRunCmd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	rb, err := loadRunbook(file)
+	rb, cfg, err := loadRunbook(file, *wf.config)
 	if err != nil {
-		return err
-	}
-	if _, err := validateAgainst(rb, *wf.config); err != nil {
 		return err
 	}
 	given, err := parseParams(rb, params)
 	if err != nil {
+		return err
+	}
+	if err := checkParamNames(rb, given, cfg); err != nil {
 		return err
 	}
 	in := workflows.RunbookInput{Runbook: rb, Params: given, RequestedBy: *as}
@@ -287,6 +295,25 @@ func parseParams(rb runbooks.Runbook, flags []string) (map[string]runbooks.Value
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return given, nil
+}
+
+// checkParamNames refuses dataset and location values the configuration does not have,
+// before the run starts rather than at its first step.
+func checkParamNames(rb runbooks.Runbook, given map[string]runbooks.Value, cfg *config.Config) error {
+	cat := runbooks.ConfigCatalog(cfg)
+	for _, p := range rb.Params {
+		v, ok := given[p.Name]
+		if !ok {
+			continue
+		}
+		switch {
+		case p.Type == runbooks.TypeDataset && !cat.HasDataset(v.Scalar):
+			return fmt.Errorf("%w: --param %s=%s: no such dataset in the configuration", errUsage, p.Name, v.Scalar)
+		case p.Type == runbooks.TypeLocation && !cat.HasLocation(v.Scalar):
+			return fmt.Errorf("%w: --param %s=%s: no such location in the configuration", errUsage, p.Name, v.Scalar)
+		}
+	}
+	return nil
 }
 
 func runbookStatusCmd(ctx context.Context, e *env, args []string) error {
