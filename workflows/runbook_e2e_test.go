@@ -302,9 +302,14 @@ func TestRansomwareRecoveryRunbookEndToEnd(t *testing.T) {
 	// The freeze hold is ongoing: a backup taken now is held from the start.
 	s.resumeForTest(t)
 	after := s.backup(t)
-	g, err := holds.Records(s.acts.Stores["eu-primary"], "files").Guard(s.ctx)
+	for _, loc := range []string{"eu-primary", "eu-replica", "us-replica", "ap-catalog"} {
+		g, err := holds.Records(s.acts.Stores[loc], "files").Guard(s.ctx)
+		require.NoError(t, err)
+		assert.Contains(t, g.PointHolds(after.RestorePoint), "incident-2", "the copy at %s is held too", loc)
+	}
+	info, err := s.acts.Stores["eu-replica"].Stat(s.ctx, "datasets/files/points/"+after.RestorePoint)
 	require.NoError(t, err)
-	assert.Contains(t, g.PointHolds(after.RestorePoint), "incident-2")
+	assert.True(t, info.LegalHold, "the replica's store holds the new point's manifest")
 }
 
 func (s *runbookStack) schedulePaused(t *testing.T) bool {
