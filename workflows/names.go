@@ -2,7 +2,7 @@ package workflows
 
 // Task queues. Workflows run on the control queue; activities that touch data run on the
 // queue of the region that owns the data, which only workers holding that region's
-// credentials poll (see DESIGN.md, Architecture).
+// credentials poll.
 const (
 	// ControlTaskQueue is where every drflow workflow runs. Workflow code touches no data, so
 	// any worker may serve it.

@@ -6,7 +6,7 @@ import (
 	"github.com/drflow/drflow/internal/config"
 )
 
-// RPO and RTO, measured honestly (DESIGN.md): these functions turn the moments a workflow
+// RPO and RTO, measured honestly: these functions turn the moments a workflow
 // observed (from workflow.Now, and data_as_of of restore points) into the figures its result,
 // search attributes, metrics and audit events report. They are pure, so workflows can call
 // them without breaking determinism.

@@ -11,7 +11,7 @@ import (
 // ReplicateWorkflow copies one restore point of a dataset from its primary to one location,
 // in the mode the dataset's residency policy allows there.
 //
-// The policy is checked twice (DESIGN.md, Sovereignty): PlanReplication decides and audits
+// The policy is checked twice (defence in depth): PlanReplication decides and audits
 // it before the copy is scheduled, and a denial fails the workflow with a non-retryable
 // PolicyDenied error without scheduling anything; the Replicate activity decides again from
 // its own configuration before the first byte moves.

@@ -155,8 +155,8 @@ func TestLegalHoldRunbookEndToEnd(t *testing.T) {
 	second := s.backup(t)
 	params := map[string]runbooks.Value{
 		"dataset": runbooks.S("files"), "hold": runbooks.S("case-2026-114"),
-		"from": runbooks.S(first.DataAsOf.Add(-time.Second).Format(time.RFC3339Nano)),
-		"to":   runbooks.S(first.DataAsOf.Add(time.Millisecond).Format(time.RFC3339Nano)),
+		"from":   runbooks.S(first.DataAsOf.Add(-time.Second).Format(time.RFC3339Nano)),
+		"to":     runbooks.S(first.DataAsOf.Add(time.Millisecond).Format(time.RFC3339Nano)),
 		"reason": runbooks.S("litigation hold, matter 114"),
 	}
 	run := s.start(t, "legal-hold", params, "alice")
