@@ -3,6 +3,8 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -43,7 +45,9 @@ func (r *runbookRun) action(ctx workflow.Context, s runbooks.Step) (outputs, err
 // runAction resolves an action's arguments and runs it with the step's retry and timeout.
 func (r *runbookRun) runAction(ctx workflow.Context, s runbooks.Step, act runbooks.Action) (outputs, error) {
 	args := actionArgs{}
-	for name, v := range act.Args {
+	// In name order, so that the first bad argument named is the same on every replay.
+	for _, name := range slices.Sorted(maps.Keys(act.Args)) {
+		v := act.Args[name]
 		resolved, err := r.substitute(v)
 		if err != nil {
 			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("argument %s: %v", name, err), ErrTypeInvalidInput, nil)
