@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -228,6 +230,43 @@ func TestTemporalSetupRegistersSearchAttributes(t *testing.T) {
 		got[name] = typ
 	}
 	assert.Equal(t, workflows.SearchAttributeDefinitions(), got)
+}
+
+// TestComposeWebUI checks the temporal-ui pin: a UI with the Update form that answers
+// runbook approval gates (UI 2.34.4 and later), and the very UI embedded in the pinned
+// Temporal CLI, whose dev server the Web UI tests (internal/webui) drive through Chromium,
+// so that what they check is what this stack serves.
+func TestComposeWebUI(t *testing.T) {
+	root := testservers.RepoRoot(t)
+	image := loadCompose(t, root).Services["temporal-ui"].Image
+	require.True(t, strings.HasPrefix(image, "temporalio/ui:"), "temporal-ui image %q", image)
+	pinned := tag(image)
+	assert.GreaterOrEqual(t, compareVersions(t, pinned, "2.34.4"), 0,
+		"temporalio/ui:%s has no Update form; approval gates need 2.34.4 or later", pinned)
+
+	out, err := exec.Command(testservers.Tool(t, "temporal"), "--version").Output()
+	require.NoError(t, err, "temporal --version")
+	m := regexp.MustCompile(`\bUI (\d+\.\d+\.\d+)\b`).FindSubmatch(out)
+	require.NotNil(t, m, "temporal --version names no UI version: %s", out)
+	assert.Equal(t, string(m[1]), pinned,
+		"docker-compose.yml pins temporalio/ui:%s, but the dev server of the pinned Temporal CLI (scripts/tools.sh), which the Web UI tests drive, embeds UI %s", pinned, m[1])
+}
+
+// compareVersions compares two MAJOR.MINOR.PATCH versions: -1, 0 or 1.
+func compareVersions(t *testing.T, a, b string) int {
+	t.Helper()
+	parse := func(v string) []int {
+		parts := strings.Split(v, ".")
+		require.Len(t, parts, 3, "version %q is not MAJOR.MINOR.PATCH", v)
+		nums := make([]int, len(parts))
+		for i, p := range parts {
+			n, err := strconv.Atoi(p)
+			require.NoError(t, err, "version %q", v)
+			nums[i] = n
+		}
+		return nums
+	}
+	return slices.Compare(parse(a), parse(b))
 }
 
 func loadCompose(t *testing.T, root string) composeFile {

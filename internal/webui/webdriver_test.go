@@ -58,28 +58,66 @@ func (b *browser) open(url string) {
 	}
 }
 
+// element is a WebDriver reference to an element of the page.
+type element string
+
+// webElementKey is the fixed key under which W3C WebDriver names an element, both in answers
+// and in script results.
+const webElementKey = "element-6066-11e4-a52e-4f735466cecf"
+
+// Keys of the WebDriver key table, for typeInto.
+const (
+	keyNull      = "\ue000" // releases held modifiers
+	keyBackspace = "\ue003"
+	keyTab       = "\ue004"
+	keyControl   = "\ue009"
+)
+
 // click clicks, as a person would, the first element matching the CSS selector once the page
 // shows it.
 func (b *browser) click(selector string) {
 	b.t.Helper()
-	deadline := time.Now().Add(uiWait)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
 	var found map[string]string
-	for {
-		err := b.do(http.MethodPost, b.session+"/element", map[string]string{"using": "css selector", "value": selector}, &found)
-		if err == nil {
-			break
+	b.poll(selector+" to click", uiWait, func() error {
+		return b.do(http.MethodPost, b.session+"/element", map[string]string{"using": "css selector", "value": selector}, &found)
+	})
+	b.clickOn(selector, element(found[webElementKey]))
+}
+
+// waitForElement evaluates script every 100 ms until it returns an element (not null) and
+// returns it. Scripts pick elements that CSS alone cannot, such as the one visible copy of a
+// control that the UI renders once per layout.
+func (b *browser) waitForElement(what string, script string, args ...any) element {
+	b.t.Helper()
+	var found map[string]string
+	b.poll(what, uiWait, func() error {
+		found = nil
+		if err := b.eval(&found, script, args...); err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("after %s there is still no %s to click: %v; page text:\n%s", uiWait, selector, err, b.text())
+		if found[webElementKey] == "" {
+			return fmt.Errorf("not there yet")
 		}
-		<-tick.C
+		return nil
+	})
+	return element(found[webElementKey])
+}
+
+// clickOn clicks el as a person would: WebDriver moves the pointer to its centre and fails
+// if something else is on top of it.
+func (b *browser) clickOn(what string, el element) {
+	b.t.Helper()
+	if err := b.do(http.MethodPost, b.session+"/element/"+string(el)+"/click", map[string]any{}, nil); err != nil {
+		b.t.Fatalf("click %s: %v", what, err)
 	}
-	// W3C WebDriver names an element by this fixed key.
-	id := found["element-6066-11e4-a52e-4f735466cecf"]
-	if err := b.do(http.MethodPost, b.session+"/element/"+id+"/click", map[string]any{}, nil); err != nil {
-		b.t.Fatalf("click %s: %v", selector, err)
+}
+
+// typeInto types keys into el, one key event at a time, as a keyboard would; keys may hold
+// the key constants above.
+func (b *browser) typeInto(what string, el element, keys string) {
+	b.t.Helper()
+	if err := b.do(http.MethodPost, b.session+"/element/"+string(el)+"/value", map[string]string{"text": keys}, nil); err != nil {
+		b.t.Fatalf("type into %s: %v", what, err)
 	}
 }
 
@@ -96,14 +134,31 @@ func (b *browser) eval(out any, script string, args ...any) error {
 // that string; it fails the test with what is wanted and the page's text after timeout.
 func (b *browser) waitFor(what string, timeout time.Duration, script string, args ...any) string {
 	b.t.Helper()
+	var got string
+	b.poll(what, timeout, func() error {
+		got = ""
+		if err := b.eval(&got, script, args...); err != nil {
+			return err
+		}
+		if got == "" {
+			return fmt.Errorf("not there yet")
+		}
+		return nil
+	})
+	return got
+}
+
+// poll calls try every 100 ms until it succeeds; it fails the test with what is wanted, the
+// last error and the page's text after timeout.
+func (b *browser) poll(what string, timeout time.Duration, try func() error) {
+	b.t.Helper()
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		var got string
-		err := b.eval(&got, script, args...)
-		if err == nil && got != "" {
-			return got
+		err := try()
+		if err == nil {
+			return
 		}
 		if time.Now().After(deadline) {
 			b.t.Fatalf("after %s the page still does not show %s (last error: %v); page text:\n%s", timeout, what, err, b.text())
