@@ -103,7 +103,7 @@ type Action struct {
 // Group) approve, any one rejects, or Timeout passes.
 type Approval struct {
 	// Approvers names who may approve: a list of names, or a reference to a list parameter.
-	Approvers Value `json:"approvers,omitempty"`
+	Approvers Value `json:"approvers,omitzero"`
 	// Group names an approver group of the configuration instead of (or besides) Approvers.
 	Group string `json:"group,omitempty"`
 	// Min is how many distinct approvers must approve (default 1).
