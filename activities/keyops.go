@@ -32,11 +32,14 @@ type KeyOpInput struct {
 
 // KeyOpResult describes a key operation. It names keys and counts, never key material.
 type KeyOpResult struct {
-	KeyID     string   `json:"key_id,omitempty"`
-	Version   uint32   `json:"version,omitempty"`
-	Epoch     uint32   `json:"epoch,omitempty"`
-	Rewrapped int      `json:"rewrapped,omitempty"`
-	Files     []string `json:"files,omitempty"`
+	KeyID     string `json:"key_id,omitempty"`
+	Version   uint32 `json:"version,omitempty"`
+	Epoch     uint32 `json:"epoch,omitempty"`
+	Rewrapped int    `json:"rewrapped,omitempty"`
+	// Held lists the key objects a rewrap left wrapped by the previous KEK version because a
+	// legal hold or retention protects them.
+	Held  []string `json:"held,omitempty"`
+	Files []string `json:"files,omitempty"`
 }
 
 // keyring returns the local keyring of the dataset's home jurisdiction and the data key
@@ -190,7 +193,9 @@ func (a *Activities) RecoverKEK(ctx context.Context, in KeyOpInput) (KeyOpResult
 }
 
 // RewrapKeys rewraps the dataset's data keys with the active KEK version at its primary and
-// at every replica that holds wrapped keys (full and encrypted copies).
+// at every replica that holds wrapped keys (full and encrypted copies). A key object under a
+// legal hold or retention is not overwritten: it keeps its previous (still valid) wrapping and
+// is reported in Held.
 func (a *Activities) RewrapKeys(ctx context.Context, in KeyOpInput) (KeyOpResult, error) {
 	ds, mgr, _, err := a.keyring(in.Dataset)
 	if mgr == nil {
@@ -205,11 +210,19 @@ func (a *Activities) RewrapKeys(ctx context.Context, in KeyOpInput) (KeyOpResult
 		if err != nil {
 			return out, err
 		}
-		n, err := mgr.RewrapKEK(ctx, st, ds.Name)
+		rep, err := mgr.RewrapKEKReport(ctx, st, ds.Name)
 		if err != nil {
 			return out, classify(err)
 		}
-		out.Rewrapped += n
+		out.Rewrapped += rep.Rewrapped
+		for _, h := range rep.Held {
+			out.Held = append(out.Held, fmt.Sprintf("%s epoch %d stays wrapped by %s: %s", name, h.Epoch, h.KEKID, h.Reason))
+		}
+	}
+	if len(out.Held) > 0 {
+		// The previous KEK version still unwraps them: it must not be revoked while they are held.
+		a.logger().Warn("data keys under legal hold keep their previous wrapping", zap.String("dataset", ds.Name),
+			zap.Strings("held", out.Held))
 	}
 	return out, nil
 }

@@ -178,8 +178,9 @@ func catalog() []ActionSpec {
 			},
 			Outputs: []string{"key_id", "version"}},
 		{Name: ActionKeyRewrap, Description: "rewrap the dataset's data keys with the active KEK, at its primary and every replica",
-			Args:    []ArgSpec{{Name: "dataset", Type: TypeDataset, Required: true, Doc: defaultArgDocDataset}},
-			Outputs: []string{"rewrapped"}},
+			Args: []ArgSpec{{Name: "dataset", Type: TypeDataset, Required: true, Doc: defaultArgDocDataset}},
+			// held counts the key objects a legal hold kept wrapped by the previous KEK version.
+			Outputs: []string{"rewrapped", "held"}},
 		{Name: ActionLocationCheck, Description: "check that a location answers, and what it enforces", Condition: true,
 			Args:    []ArgSpec{{Name: "location", Type: TypeLocation, Required: true, Doc: "a location of the configuration"}},
 			Outputs: []string{"ok", "immutable", "server_enforced", "error"}},

@@ -413,7 +413,7 @@ func (x actionRun) keyAction(ctx workflow.Context, name string) (outputs, error)
 		return nil, err
 	}
 	return outputs{"key_id": runbooks.S(res.KeyID), "version": intValue(int64(res.Version)), "epoch": intValue(int64(res.Epoch)),
-		"rewrapped": intValue(int64(res.Rewrapped)), "files": runbooks.L(res.Files...)}, nil
+		"rewrapped": intValue(int64(res.Rewrapped)), "held": intValue(int64(len(res.Held))), "files": runbooks.L(res.Files...)}, nil
 }
 
 // checkLocation checks a location from a worker of its region.
