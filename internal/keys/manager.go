@@ -289,7 +289,8 @@ func (m *Manager) create(ctx context.Context, st providers.Store, dataset string
 }
 
 // RotateDEK starts a new key epoch for the dataset in st and returns its key. Earlier epochs
-// stay readable. Two concurrent rotations yield one new epoch.
+// stay readable. Concurrent rotations never overwrite each other's key: two that race for the
+// same epoch (a conditional create) both get the winner's key.
 func (m *Manager) RotateDEK(ctx context.Context, st providers.Store, dataset string) (*DataKey, error) {
 	if err := checkDataset(dataset); err != nil {
 		return nil, err
