@@ -82,6 +82,8 @@ func New(t testing.TB, opts Options) Deployment {
 	} else {
 		yaml.WriteString(singleRegionLayout)
 	}
+	// Before the datasets, which stay last: tests append datasets to the file.
+	yaml.WriteString(approverGroups)
 	replication := ""
 	if opts.Replication != "" {
 		replication = ", replication: " + opts.Replication
@@ -101,7 +103,6 @@ datasets:
      source: {type: directory, path: source}}
 `, ds)
 	}
-	yaml.WriteString(approverGroups)
 	must(t, os.WriteFile(d.ConfigPath, []byte(yaml.String()), 0o644))
 	cfg, err := config.Load(d.ConfigPath)
 	must(t, err)
