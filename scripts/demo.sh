@@ -268,13 +268,13 @@ drflow demo is running.
   worker metrics:     http://127.0.0.1:$metrics_port/metrics
   logs:               $(show "$logs")/
 Try another drill:    $(show "$bin/drflow") drill customers --wait --config $(show "$cfg") --temporal-address $address
-Run a runbook with an approval gate (legal hold on customers' points of today, released with a second person's approval):
-  $(show "$bin/drflow") runbook run legal-hold --param dataset=customers --param hold=demo-matter \\
-      --param from=$(date -u +%Y-%m-%d) --param to=2099-12-31 --param reason="demo matter" \\
+Run a runbook with an approval gate (a legal hold on every restore point of customers, released with a second person's approval):
+  $(show "$bin/drflow") runbook run legal-hold --param dataset=customers --param hold=demo-$(date -u +%Y%m%d-%H%M%S) \\
+      --param from=2000-01-01 --param to=2099-12-31 --param reason="demo matter" \\
       --as legal-counsel --config $(show "$cfg") --temporal-address $address
   $(show "$bin/drflow") runbook status RUN_ID --temporal-address $address     (the RUN_ID it printed)
   $(show "$bin/drflow") runbook approve RUN_ID --gate approve-release --as compliance-officer --temporal-address $address
-  (or approve from the run's page in the Web UI: Send Update "approve" with {"gate":"approve-release","approver":"compliance-officer"})
+  (or on the run's page in the Web UI: More Actions → Send an Update, name approve, data {"gate":"approve-release","approver":"compliance-officer"})
   all runbook runs:   $ui/namespaces/default/workflows?query=DrKind%3D%22runbook%22
 Press Ctrl-C to stop everything (history is kept for the next run).
 EOF

@@ -96,6 +96,7 @@ func TestDemo(t *testing.T) {
 	assert.Contains(t, attrs, "DrRpoSeconds")
 	assert.Contains(t, attrs, "DrRtoSeconds")
 	assertSchedules(ctx, t, c, []string{"drflow-backup-customers", "drflow-drill-customers", "drflow-backup-orders-db"}, nil)
+	runPrintedRunbook(ctx, t, c, out)
 	c.Close()
 
 	first.interrupt()
@@ -443,4 +444,42 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+var (
+	runbookRunCmd     = regexp.MustCompile(`(?m)^  (\S+drflow runbook run legal-hold (?:.*\\\n)*.*)$`)
+	runbookApproveCmd = regexp.MustCompile(`(?m)^  (\S+drflow runbook approve RUN_ID .*)$`)
+	startedRunbook    = regexp.MustCompile(`started runbook legal-hold as (\S+),`)
+)
+
+// runPrintedRunbook pastes the legal-hold commands the demo prints into a shell, as a person
+// would: the run waits at its release gate, and the printed approval releases the hold.
+func runPrintedRunbook(ctx context.Context, t *testing.T, c client.Client, out string) {
+	t.Helper()
+	run := runbookRunCmd.FindStringSubmatch(out)
+	require.NotNil(t, run, "the demo prints how to run the legal-hold runbook:\n%s", out)
+	approve := runbookApproveCmd.FindStringSubmatch(out)
+	require.NotNil(t, approve, "the demo prints how to approve its gate:\n%s", out)
+	shell := func(cmd string) string {
+		sh := exec.CommandContext(ctx, "bash", "-c", cmd)
+		sh.Dir = testservers.RepoRoot(t)
+		b, err := sh.CombinedOutput()
+		require.NoError(t, err, "%s\n%s", cmd, b)
+		return string(b)
+	}
+	started := startedRunbook.FindStringSubmatch(shell(run[1]))
+	require.NotNil(t, started, "runbook run prints the run's ID")
+	id := started[1]
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		v, err := c.QueryWorkflow(ctx, id, "", workflows.RunbookStateQuery)
+		require.NoError(ct, err)
+		var st workflows.RunbookState
+		require.NoError(ct, v.Get(&st))
+		gate, _ := st.Step("approve-release")
+		assert.Equal(ct, workflows.StepWaiting, gate.Status, "%+v", st)
+	}, 2*time.Minute, 200*time.Millisecond)
+	assert.Contains(t, shell(strings.ReplaceAll(approve[1], "RUN_ID", id)), "accepted: gate approved")
+	var res workflows.RunbookResult
+	require.NoError(t, c.GetWorkflow(ctx, id, "").Get(ctx, &res))
+	assert.Equal(t, workflows.RunCompleted, res.Status)
 }
