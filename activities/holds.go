@@ -250,33 +250,42 @@ func summarise(rep holds.Report) HoldReport {
 func (a *Activities) holdTargets(ds config.Dataset) ([]holds.Target, error) {
 	var out []holds.Target
 	for _, name := range append([]string{ds.Primary}, ds.Replicas...) {
-		mode := a.copyMode(ds, name)
-		st, err := a.store(name)
+		t, ok, err := a.holdTarget(ds, name)
 		if err != nil {
 			return nil, err
 		}
-		switch mode {
-		case config.CopyDenied:
-			continue
-		case config.CopyMetadata:
-			out = append(out, holds.Target{Store: st, Mode: holds.ModeMetadata, Objects: func(ctx context.Context, point string) ([]string, error) {
-				return repo.CatalogObjects(ctx, st, ds.Name, point)
-			}})
-			continue
+		if ok {
+			out = append(out, t)
 		}
-		loc, _ := a.Config.Location(name)
-		r, err := a.repo(ds, loc)
-		if err != nil {
-			return nil, err
-		}
-		t := holds.Target{Store: st, Mode: holdMode(ds, name, mode), Objects: r.PointObjects,
-			Cover: func(ctx context.Context, b *holds.Book, hold, point string, at time.Time) ([]string, error) {
-				objs, _, err := r.CoverPoint(ctx, b, hold, point, at)
-				return objs, err
-			}}
-		out = append(out, t)
 	}
 	return out, nil
+}
+
+// holdTarget is the copy of ds at location name; ok is false where the policy allows none.
+func (a *Activities) holdTarget(ds config.Dataset, name string) (holds.Target, bool, error) {
+	mode := a.copyMode(ds, name)
+	if mode == config.CopyDenied {
+		return holds.Target{}, false, nil
+	}
+	st, err := a.store(name)
+	if err != nil {
+		return holds.Target{}, false, err
+	}
+	if mode == config.CopyMetadata {
+		return holds.Target{Store: st, Mode: holds.ModeMetadata, Objects: func(ctx context.Context, point string) ([]string, error) {
+			return repo.CatalogObjects(ctx, st, ds.Name, point)
+		}}, true, nil
+	}
+	loc, _ := a.Config.Location(name)
+	r, err := a.repo(ds, loc)
+	if err != nil {
+		return holds.Target{}, false, err
+	}
+	return holds.Target{Store: st, Mode: holdMode(ds, name, mode), Objects: r.PointObjects,
+		Cover: func(ctx context.Context, b *holds.Book, hold, point string, at time.Time) ([]string, error) {
+			objs, _, err := r.CoverPoint(ctx, b, hold, point, at)
+			return objs, err
+		}}, true, nil
 }
 
 func holdMode(ds config.Dataset, location string, mode config.CopyMode) string {
@@ -292,23 +301,18 @@ func holdMode(ds config.Dataset, location string, mode config.CopyMode) string {
 // propagateHolds extends the dataset's active holds to a point just written at location: a
 // new point under an ongoing hold (after a backup), or a held point copied to a replica.
 func (a *Activities) propagateHolds(ctx context.Context, ds config.Dataset, location string, p repo.PointInfo) error {
-	targets, err := a.holdTargets(ds)
-	if err != nil {
+	t, ok, err := a.holdTarget(ds, location)
+	if err != nil || !ok {
 		return err
 	}
 	src := holds.Records(a.Stores[ds.Primary], ds.Name)
-	for _, t := range targets {
-		if t.Store.Location().Name != location {
-			continue
-		}
-		names, err := holds.Propagate(ctx, src, t, holds.Point{ID: p.ID, DataAsOf: p.DataAsOf}, a.Audit, actor(ctx), now())
-		if err != nil {
-			return holdError(err)
-		}
-		if len(names) > 0 {
-			a.logger().Info("legal holds extended to a new copy", zap.String("dataset", ds.Name), zap.String("location", location),
-				zap.String("point", p.ID), zap.Strings("holds", names))
-		}
+	names, err := holds.Propagate(ctx, src, t, holds.Point{ID: p.ID, DataAsOf: p.DataAsOf}, a.Audit, actor(ctx), now())
+	if err != nil {
+		return holdError(err)
+	}
+	if len(names) > 0 {
+		a.logger().Info("legal holds extended to a new copy", zap.String("dataset", ds.Name), zap.String("location", location),
+			zap.String("point", p.ID), zap.Strings("holds", names))
 	}
 	return nil
 }
