@@ -161,7 +161,7 @@ func suggest(s string, known []string) string {
 		if abs(len(s)-len(k)) >= bestDist {
 			continue // the distance is at least the difference in length
 		}
-		if d := editDistance(strings.ToLower(s), k); d < bestDist {
+		if d := config.EditDistance(strings.ToLower(s), k); d < bestDist {
 			best, bestDist = k, d
 		}
 	}
@@ -169,30 +169,6 @@ func suggest(s string, known []string) string {
 		return fmt.Sprintf("did you mean %q?", best)
 	}
 	return "known: " + strings.Join(known, ", ")
-}
-
-// editDistance is the Levenshtein distance, used only on short names.
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return max(len(a), len(b))
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 func abs(n int) int {

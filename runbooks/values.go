@@ -107,22 +107,7 @@ func isPointID(s string) bool {
 // nameProblem applies the configuration's name rules to runbook names, step IDs, parameter
 // names and the dataset and location names a runbook writes: they end up in workflow IDs and
 // references.
-func nameProblem(s string) string {
-	if s == "" {
-		return "is required"
-	}
-	if len(s) > maxNameLen {
-		return fmt.Sprintf("is longer than %d characters", maxNameLen)
-	}
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if isLower(b) || isDigit(b) || (i > 0 && (b == '-' || b == '_' || b == '.')) {
-			continue
-		}
-		return fmt.Sprintf("%s may contain only lower-case letters, digits, '-', '_' and '.', and must start with a letter or digit", quoteTrunc(s))
-	}
-	return ""
-}
+func nameProblem(s string) string { return config.NameProblem(s) }
 
 func isLower(b byte) bool { return 'a' <= b && b <= 'z' }
 func isUpper(b byte) bool { return 'A' <= b && b <= 'Z' }

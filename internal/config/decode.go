@@ -237,7 +237,7 @@ func unknownFieldHint(name string, fields map[string]reflect.Type) string {
 	slices.Sort(known)
 	best, bestDist := "", 3
 	for _, k := range known {
-		if d := editDistance(strings.ToLower(name), k); d < bestDist {
+		if d := EditDistance(strings.ToLower(name), k); d < bestDist {
 			best, bestDist = k, d
 		}
 	}
@@ -247,8 +247,9 @@ func unknownFieldHint(name string, fields map[string]reflect.Type) string {
 	return fmt.Sprintf("%s (valid here: %s)", quoteTrunc(name), strings.Join(known, ", "))
 }
 
-// editDistance is the Levenshtein distance, used only on short field names.
-func editDistance(a, b string) int {
+// EditDistance is the Levenshtein distance between two short names (field, action or step
+// names), for "did you mean" suggestions; names over 64 bytes count as entirely different.
+func EditDistance(a, b string) int {
 	if len(a) > 64 || len(b) > 64 {
 		return max(len(a), len(b))
 	}

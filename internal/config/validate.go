@@ -86,7 +86,7 @@ func resolvePaths(cfg *Config, baseDir string) {
 // checkName checks an item's name and registers the item under it in idx (first one wins).
 func (c *checker) checkName(item, kind, name string, i int, idx map[string]int) {
 	p := fieldPath(item, "name")
-	if msg := nameProblem(name); msg != "" {
+	if msg := NameProblem(name); msg != "" {
 		c.addf(p, "%s", msg)
 		return
 	}
@@ -484,7 +484,7 @@ func (c *checker) checkDatasets(items []fileDataset, cfg *Config) {
 		p := itemPath("datasets", i, d.Name)
 		c.checkName(p, "dataset", d.Name, i, cfg.datasetIdx)
 		if c.required(p, "classification", d.Classification, "e.g. personal, financial, internal") {
-			if msg := nameProblem(d.Classification); msg != "" {
+			if msg := NameProblem(d.Classification); msg != "" {
 				c.addf(fieldPath(p, "classification"), "%s", msg)
 			}
 		}
@@ -713,9 +713,10 @@ func keys[V any](m map[string]V) []string {
 	return out
 }
 
-// nameProblem checks the names of keys, locations, policies, tiers and datasets. They become
+// NameProblem says what is wrong with a name of drflow's (keys, locations, policies, tiers,
+// datasets, approver groups, runbooks and their steps), or "" if nothing is. Names become
 // storage keys, workflow IDs and task-queue names, so they are restricted to a safe set.
-func nameProblem(s string) string {
+func NameProblem(s string) string {
 	if s == "" {
 		return "is required"
 	}
@@ -822,7 +823,7 @@ func (c *checker) checkApprovers(items []fileApprovers, cfg *Config) {
 
 func (c *checker) checkGroupName(item, name string, i int, idx map[string]int) {
 	p := fieldPath(item, "group")
-	if msg := nameProblem(name); msg != "" {
+	if msg := NameProblem(name); msg != "" {
 		c.addf(p, "%s", msg)
 		return
 	}

@@ -47,6 +47,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drflow/drflow/internal/config"
 	"github.com/drflow/drflow/providers"
 )
 
@@ -136,18 +137,8 @@ func (o Order) Validate() error {
 // ValidateName checks a hold name: 1 to 63 lower-case letters, digits, '-', '_' and '.',
 // starting with a letter or digit (it becomes part of object keys and workflow IDs).
 func ValidateName(name string) error {
-	if name == "" {
-		return errors.New("legal hold: name is required")
-	}
-	if len(name) > 63 {
-		return fmt.Errorf("legal hold: name must be at most 63 characters; got %d", len(name))
-	}
-	for i := 0; i < len(name); i++ {
-		b := name[i]
-		if b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || i > 0 && (b == '-' || b == '_' || b == '.') {
-			continue
-		}
-		return fmt.Errorf("legal hold: name %q must contain only lower-case letters, digits, '-', '_' and '.', and start with a letter or digit", name)
+	if msg := config.NameProblem(name); msg != "" {
+		return fmt.Errorf("legal hold: name %s", msg)
 	}
 	return nil
 }
