@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/drflow/drflow/internal/keys"
 	"github.com/drflow/drflow/providers"
@@ -180,51 +179,33 @@ func (r *Repo) loadIndexInto(ctx context.Context, x *chunkIndex, keyFor *keyCach
 		}
 		ids = kept
 	}
-	next := make(chan packID)
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		defer close(next)
-		for _, id := range ids {
-			select {
-			case next <- id:
-			case <-gctx.Done():
-				return gctx.Err()
+	var mu sync.Mutex
+	done := 0
+	return forEach(ctx, ids, max(4, 2*r.workers), func(ctx context.Context, id packID) error {
+		obj, err := readSmall(ctx, r.store, indexKey(r.dataset, id), maxIndexObject)
+		if err != nil && !isNotFound(err) {
+			return fmt.Errorf("load pack index: %w", err)
+		}
+		found := err == nil
+		var epoch uint32
+		if found {
+			if epoch, err = parsePreamble(obj, magicIndex); err != nil {
+				return fmt.Errorf("pack index %s: %w", id, err)
 			}
+		}
+		if found && (want == nil || want(epoch)) {
+			_, entries, err := openIndex(obj, id, keyFor.get)
+			if err != nil {
+				return err
+			}
+			x.addPack(packRef{id: id, epoch: epoch}, entries)
+		}
+		if progress != nil {
+			mu.Lock()
+			done++
+			progress(done, len(ids))
+			mu.Unlock()
 		}
 		return nil
 	})
-	var mu sync.Mutex
-	done := 0
-	for range max(4, 2*r.workers) {
-		g.Go(func() error {
-			for id := range next {
-				obj, err := readSmall(gctx, r.store, indexKey(r.dataset, id), maxIndexObject)
-				if err != nil && !isNotFound(err) {
-					return fmt.Errorf("load pack index: %w", err)
-				}
-				found := err == nil
-				var epoch uint32
-				if found {
-					if epoch, err = parsePreamble(obj, magicIndex); err != nil {
-						return fmt.Errorf("pack index %s: %w", id, err)
-					}
-				}
-				if found && (want == nil || want(epoch)) {
-					_, entries, err := openIndex(obj, id, keyFor.get)
-					if err != nil {
-						return err
-					}
-					x.addPack(packRef{id: id, epoch: epoch}, entries)
-				}
-				if progress != nil {
-					mu.Lock()
-					done++
-					progress(done, len(ids))
-					mu.Unlock()
-				}
-			}
-			return nil
-		})
-	}
-	return g.Wait()
 }

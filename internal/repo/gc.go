@@ -547,38 +547,20 @@ func (g *collector) listPacks(ctx context.Context) (map[packID]*packState, error
 
 // markPoints adds the chunks of every manifest to refs.
 func (g *collector) markPoints(ctx context.Context, points []PointInfo) error {
-	next := make(chan PointInfo)
-	eg, gctx := errgroup.WithContext(ctx)
-	eg.Go(func() error {
-		defer close(next)
-		for _, p := range points {
-			select {
-			case next <- p:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
+	var marked sync.Mutex
+	return forEach(ctx, points, max(2, g.r.workers), func(ctx context.Context, p PointInfo) error {
+		ok, err := g.markManifest(ctx, p.ID)
+		if err != nil {
+			return err
 		}
+		if ok {
+			marked.Lock()
+			g.res.Points++
+			marked.Unlock()
+		}
+		g.progress(1)
 		return nil
 	})
-	var marked sync.Mutex
-	for range max(2, g.r.workers) {
-		eg.Go(func() error {
-			for p := range next {
-				ok, err := g.markManifest(gctx, p.ID)
-				if err != nil {
-					return err
-				}
-				if ok {
-					marked.Lock()
-					g.res.Points++
-					marked.Unlock()
-				}
-				g.progress(1)
-			}
-			return nil
-		})
-	}
-	return eg.Wait()
 }
 
 // markManifest marks one manifest's chunks; false if it was deleted meanwhile.

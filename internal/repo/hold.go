@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/drflow/drflow/internal/holds"
 	"github.com/drflow/drflow/internal/keys"
@@ -87,43 +86,26 @@ func (r *Repo) packsHolding(ctx context.Context, refs map[keys.ChunkID]bool) ([]
 	keyFor := newKeyCache(ctx, r.keys, r.store, r.dataset)
 	var mu sync.Mutex
 	var holding []packID
-	next := make(chan packID)
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		defer close(next)
-		for _, id := range ids {
-			select {
-			case next <- id:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
+	err = forEach(ctx, ids, max(4, 2*r.workers), func(ctx context.Context, id packID) error {
+		obj, err := readSmall(ctx, r.store, indexKey(r.dataset, id), maxIndexObject)
+		if isNotFound(err) {
+			return nil // collected by GC after the listing
+		}
+		if err != nil {
+			return fmt.Errorf("read pack index: %w", err)
+		}
+		_, entries, err := openIndex(obj, id, keyFor.get)
+		if err != nil {
+			return err
+		}
+		if slices.ContainsFunc(entries, func(e indexEntry) bool { return refs[e.ID] }) {
+			mu.Lock()
+			holding = append(holding, id)
+			mu.Unlock()
 		}
 		return nil
 	})
-	for range max(4, 2*r.workers) {
-		g.Go(func() error {
-			for id := range next {
-				obj, err := readSmall(gctx, r.store, indexKey(r.dataset, id), maxIndexObject)
-				if isNotFound(err) {
-					continue // collected by GC after the listing
-				}
-				if err != nil {
-					return fmt.Errorf("read pack index: %w", err)
-				}
-				_, entries, err := openIndex(obj, id, keyFor.get)
-				if err != nil {
-					return err
-				}
-				if slices.ContainsFunc(entries, func(e indexEntry) bool { return refs[e.ID] }) {
-					mu.Lock()
-					holding = append(holding, id)
-					mu.Unlock()
-				}
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	// Packs are listed after their indexes were read: GC deletes the index first, so a pack
