@@ -2,6 +2,7 @@ package runbooks
 
 import (
 	"encoding/json"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -40,4 +41,13 @@ steps:
     args: {message: "held ${steps.place.points}"}
 `))
 	assert.ErrorContains(t, err, "line 9: steps[1] (tell).args.message: ${steps.place.points} is a list")
+}
+
+func TestREADMEListsEveryAction(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	for _, a := range Actions() {
+		row := "| `" + a.Name + "` | " + a.Description
+		assert.True(t, strings.Contains(string(readme), row), "README's action table has no row %q", row)
+	}
 }
