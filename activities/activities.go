@@ -48,10 +48,6 @@ type Activities struct {
 	// CheckpointEvery is the least time between two checkpoints of a backup (0: the
 	// repository's default). A worker killed mid-backup loses at most this much work.
 	CheckpointEvery time.Duration
-	// ReportProgress, when set, delivers the progress of backups and drills to their
-	// workflows every ProgressEvery (0: DefaultProgressEvery).
-	ReportProgress ProgressReporter
-	ProgressEvery  time.Duration
 	// Schedules pauses and resumes schedules (runbooks); nil on workers without a Temporal
 	// client.
 	Schedules SchedulePauser

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
+	"github.com/drflow/drflow/activities"
 	"github.com/drflow/drflow/internal/config"
 	"github.com/drflow/drflow/workflows"
 )
@@ -259,8 +261,10 @@ func waitForResult(ctx context.Context, e *env, c client.Client, run client.Work
 			if !ok || p.Phase == "" {
 				continue
 			}
-			// A new phase at once; new figures within a phase at most every progressPrintEvery.
-			if p.Phase != last.Phase || p.BytesDone != last.BytesDone && time.Since(lastAt) >= progressPrintEvery {
+			// A new phase and its first figures at once; new figures within a phase at most
+			// every progressPrintEvery.
+			first := progressDetail(last) == "" && progressDetail(p) != ""
+			if p.Phase != last.Phase || first || p.BytesDone != last.BytesDone && time.Since(lastAt) >= progressPrintEvery {
 				last, lastAt = p, time.Now()
 				fmt.Fprintf(e.stderr, "phase: %s%s\n", p.Phase, progressDetail(p))
 			}
@@ -268,6 +272,8 @@ func waitForResult(ctx context.Context, e *env, c client.Client, run client.Work
 	}
 }
 
+// queryProgress asks the workflow for its phase and, while it runs, its running data
+// activity's heartbeat details for the bytes done and ETA, which the workflow does not hold.
 func queryProgress(ctx context.Context, c client.Client, run client.WorkflowRun) (workflows.Progress, bool) {
 	var p workflows.Progress
 	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
@@ -276,7 +282,32 @@ func queryProgress(ctx context.Context, c client.Client, run client.WorkflowRun)
 	if err != nil || val.Get(&p) != nil {
 		return p, false
 	}
+	if p.Phase == "done" {
+		return p, true
+	}
+	if live, ok := activityProgress(qctx, c, run); ok {
+		p.BytesDone, p.BytesTotal, p.ETASeconds = live.BytesDone, live.BytesTotal, live.ETASeconds
+	}
 	return p, true
+}
+
+// activityProgress is the last heartbeat of the workflow's running data activity, if any.
+func activityProgress(ctx context.Context, c client.Client, run client.WorkflowRun) (activities.Progress, bool) {
+	desc, err := c.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
+	if err != nil {
+		return activities.Progress{}, false
+	}
+	for _, pa := range desc.GetPendingActivities() {
+		if len(pa.GetHeartbeatDetails().GetPayloads()) == 0 {
+			continue
+		}
+		var p activities.Progress
+		// dialTemporal's client uses the default data converter.
+		if converter.GetDefaultDataConverter().FromPayloads(pa.GetHeartbeatDetails(), &p) == nil {
+			return p, true
+		}
+	}
+	return activities.Progress{}, false
 }
 
 func progressDetail(p workflows.Progress) string {

@@ -11,7 +11,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/drflow/drflow/activities"
@@ -177,4 +179,46 @@ func TestBackupAndDrillCommands(t *testing.T) {
 	var res workflows.BackupResult
 	require.NoError(t, c.GetWorkflow(ctx, id, "").Get(ctx, &res))
 	assert.Equal(t, "more-files", res.Dataset)
+}
+
+// --wait prints the bytes done and ETA of the running data activity, from its heartbeat
+// details: the workflow's progress query has its phase only.
+func TestWaitPrintsHeartbeatProgress(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	path := writeFilesConfig(t)
+	srv := testservers.Temporal(t, testservers.TemporalOptions{SearchAttributes: workflows.SearchAttributeDefinitions()})
+	c, err := client.Dial(client.Options{HostPort: srv.Address, Namespace: srv.Namespace, Logger: quietLogger{}})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+
+	plan := func(_ context.Context, in activities.PlanInput) (activities.PlanResult, error) {
+		return activities.PlanResult{Dataset: in.Dataset, Location: "primary", Region: "eu-west-1", Tier: "tier1", TierLevel: 1,
+			RPO: 15 * time.Minute, RTO: time.Hour}, nil
+	}
+	backup := func(ctx context.Context, _ activities.BackupActivityInput) (activities.BackupActivityResult, error) {
+		activity.RecordHeartbeat(ctx, activities.Progress{Phase: "backup", BytesDone: 250, BytesTotal: 1000, ETASeconds: 90})
+		// Long enough for --wait, which asks every second, to see it running.
+		select {
+		case <-ctx.Done():
+			return activities.BackupActivityResult{}, ctx.Err()
+		case <-time.After(3 * time.Second):
+		}
+		return activities.BackupActivityResult{Point: "20250102T030405.000Z-0a1b2c3d", DataAsOf: time.Now(), BytesRead: 1000}, nil
+	}
+	for _, q := range []string{workflows.ControlTaskQueue, workflows.RegionTaskQueue("eu-west-1")} {
+		w := worker.New(c, q, worker.Options{})
+		workflows.Register(w)
+		w.RegisterActivityWithOptions(plan, activity.RegisterOptions{Name: "Plan"})
+		w.RegisterActivityWithOptions(backup, activity.RegisterOptions{Name: "Backup"})
+		require.NoError(t, w.Start())
+		t.Cleanup(w.Stop)
+	}
+
+	code, out, errOut := runCLI(t, "backup", "files", "--config", path, "--temporal-address", srv.Address, "--namespace", srv.Namespace, "--wait")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, errOut, "phase: backup (250/1000 bytes, ETA 90s)\n")
+	assert.Contains(t, out, "read 1000 bytes")
+	require.NoError(t, ctx.Err())
 }

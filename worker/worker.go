@@ -199,7 +199,6 @@ func serve(ctx context.Context, o options, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	acts.ReportProgress = signalProgress(c)
 	acts.Schedules = schedules.Pauser{Client: c, Config: cfg}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
@@ -242,13 +241,6 @@ func serve(ctx context.Context, o options, stderr io.Writer) (err error) {
 		return nil
 	case err := <-fatal:
 		return err
-	}
-}
-
-// signalProgress delivers data activities' progress to their workflows' progress query.
-func signalProgress(c client.Client) activities.ProgressReporter {
-	return func(ctx context.Context, workflowID, runID string, p activities.Progress) error {
-		return c.SignalWorkflow(ctx, workflowID, runID, activities.ProgressSignal, p)
 	}
 }
 

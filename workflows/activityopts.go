@@ -63,8 +63,10 @@ func objectivesOf(p activities.PlanResult) Objectives {
 	return Objectives{RPO: p.RPO, RTO: p.RTO, Tier: p.TierLevel}
 }
 
-// progressState answers ProgressQuery with the phase the workflow is in and, while a data
-// activity runs, the bytes done and ETA it reports by activities.ProgressSignal.
+// progressState answers ProgressQuery with the phase the workflow is in and, once done, the
+// bytes it moved. It records phase changes only: live bytes and ETA stay in the running data
+// activity's heartbeat details (activities.Progress), which clients read from
+// DescribeWorkflowExecution, so that a days-long activity adds no events to the history.
 //
 // It also keeps the workflow's current details (shown on its Web UI page while it runs, and by
 // `temporal workflow metadata` at any time): the phase while running, the run's figures at
@@ -80,22 +82,12 @@ func newProgress(ctx workflow.Context) (*progressState, error) {
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return s.p, nil }); err != nil {
 		return nil, err
 	}
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		ch := workflow.GetSignalChannel(ctx, activities.ProgressSignal)
-		for {
-			var p activities.Progress
-			if !ch.Receive(ctx, &p) {
-				return
-			}
-			s.activity(p)
-		}
-	})
 	return s, nil
 }
 
 func (s *progressState) phase(p string) {
 	s.p = Progress{Phase: p, BytesTotal: -1, ETASeconds: -1}
-	workflow.SetCurrentDetails(s.ctx, fmt.Sprintf("In progress: **%s** since %s UTC (the `progress` query has bytes done and ETA)",
+	workflow.SetCurrentDetails(s.ctx, fmt.Sprintf("In progress: **%s** since %s UTC (the running activity's heartbeat details have bytes done and ETA)",
 		p, workflow.Now(s.ctx).UTC().Format(time.DateTime)))
 }
 
@@ -103,15 +95,6 @@ func (s *progressState) phase(p string) {
 func (s *progressState) details(markdown string) {
 	s.final = true
 	workflow.SetCurrentDetails(s.ctx, markdown)
-}
-
-// activity takes the figures of the running data activity; a report that arrives late, once
-// the workflow has moved on, is ignored.
-func (s *progressState) activity(p activities.Progress) {
-	if s.p.Phase == "done" || s.p.Phase == "plan" {
-		return
-	}
-	s.p.BytesDone, s.p.BytesTotal, s.p.ETASeconds = p.BytesDone, p.BytesTotal, p.ETASeconds
 }
 
 func (s *progressState) done(bytes int64) {

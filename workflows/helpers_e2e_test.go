@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"context"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -15,10 +14,6 @@ import (
 // and acts, as drflow-worker does in single-machine mode.
 func startWorkers(t testing.TB, c client.Client, acts *activities.Activities, queues ...string) {
 	t.Helper()
-	// As drflow-worker does: data activities report progress to their workflows.
-	acts.ReportProgress = func(ctx context.Context, workflowID, runID string, p activities.Progress) error {
-		return c.SignalWorkflow(ctx, workflowID, runID, activities.ProgressSignal, p)
-	}
 	for _, queue := range queues {
 		w := worker.New(c, queue, worker.Options{})
 		Register(w)

@@ -24,6 +24,10 @@ import (
 // end-to-end tests with DRFLOW_RECORD_HISTORIES=1:
 //
 //	DRFLOW_RECORD_HISTORIES=1 go test -run 'EndToEnd' ./workflows/
+//
+// BackupWorkflow-progress-signals.json is not recorded again: it comes from a backup whose
+// activity still signalled its progress to the workflow, and shows that such runs replay on
+// code without the signal's handler.
 const historiesDir = "testdata/histories"
 
 // recordHistory writes the history of a finished run to historiesDir as name.json, when

@@ -4,7 +4,6 @@
 package testworker
 
 import (
-	"context"
 	"testing"
 
 	"go.temporal.io/sdk/client"
@@ -17,14 +16,11 @@ import (
 
 // Start runs one worker per queue (default: the control queue and eu-west-1's, the region of
 // internal/testdeploy) with every drflow workflow and acts registered, and stops them when t
-// ends. Like drflow-worker, it lets data activities report progress to their workflows.
+// ends.
 func Start(t testing.TB, c client.Client, acts *activities.Activities, queues ...string) {
 	t.Helper()
 	if len(queues) == 0 {
 		queues = []string{workflows.ControlTaskQueue, workflows.RegionTaskQueue("eu-west-1")}
-	}
-	acts.ReportProgress = func(ctx context.Context, workflowID, runID string, p activities.Progress) error {
-		return c.SignalWorkflow(ctx, workflowID, runID, activities.ProgressSignal, p)
 	}
 	if acts.Schedules == nil && acts.Config != nil {
 		acts.Schedules = schedules.Pauser{Client: c, Config: acts.Config}
