@@ -49,11 +49,7 @@ func RunbookWorkflow(ctx workflow.Context, in RunbookInput) (RunbookResult, erro
 	// A vote being handled when the run ends still gets its answer.
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
-	res := RunbookResult{RunbookState: r.state, StartedAt: r.started, FinishedAt: workflow.Now(ctx), WorkflowID: r.workflowID}
-	if runErr != nil {
-		return res, runErr
-	}
-	return res, nil
+	return RunbookResult{RunbookState: r.state, StartedAt: r.started, FinishedAt: workflow.Now(ctx), WorkflowID: r.workflowID}, runErr
 }
 
 // runbookRun is the state of one run. Steps are kept in runbook order in state.Steps; index
