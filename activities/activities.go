@@ -80,8 +80,8 @@ type Options struct {
 //     every region, it is one log for the whole machine, named after the first region that
 //     has a location and kept on that region's first location: the single-machine setup has
 //     one audit trail, not one per region;
-//   - the KEK keyring of every jurisdiction served (local keyrings only), with a data key
-//     manager that audits to that log.
+//   - the KEK of every jurisdiction served (a local keyring or an AWS KMS key), with a data
+//     key manager that audits to that log.
 //
 // Close releases them.
 func New(ctx context.Context, cfg *config.Config, opts Options) (*Activities, error) {
@@ -180,15 +180,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Activities, er
 		if !jurs[k.Jurisdiction] {
 			continue
 		}
-		if k.Provider != config.KEKProviderLocal {
-			return nil, fmt.Errorf("activities: key %s: %w: provider %q is not supported by this worker yet", k.Name, providers.ErrInvalidArgument, k.Provider)
-		}
-		ring, err := keys.OpenKeyring(ctx, keys.KeyringOptions{Path: k.Path, Name: k.Name, Jurisdiction: k.Jurisdiction,
-			Recorder: alog, Actor: "drflow worker"})
+		kek, err := openKEK(ctx, k, alog)
 		if err != nil {
 			return nil, fmt.Errorf("activities: %w", err)
 		}
-		mgr, err := keys.NewManager(keys.ManagerOptions{KEK: ring, Recorder: alog, Actor: "drflow worker"})
+		mgr, err := keys.NewManager(keys.ManagerOptions{KEK: kek, Recorder: alog, Actor: "drflow worker"})
 		if err != nil {
 			return nil, fmt.Errorf("activities: %w", err)
 		}
@@ -196,6 +192,24 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Activities, er
 	}
 	ok = true
 	return a, nil
+}
+
+// openKEK opens a jurisdiction's KEK: a local keyring, or an AWS KMS key whose credentials
+// come from the SDK's default chain (environment, shared files, instance role).
+func openKEK(ctx context.Context, k config.KEK, rec audit.Recorder) (keys.KEK, error) {
+	switch k.Provider {
+	case config.KEKProviderLocal:
+		return keys.OpenKeyring(ctx, keys.KeyringOptions{Path: k.Path, Name: k.Name, Jurisdiction: k.Jurisdiction,
+			Recorder: rec, Actor: "drflow worker"})
+	case config.KEKProviderAWSKMS:
+		kek, err := keys.OpenKMS(ctx, keys.KMSOptions{KeyID: k.KeyID, Region: k.Region, Endpoint: k.Endpoint, Jurisdiction: k.Jurisdiction})
+		if err != nil {
+			return nil, fmt.Errorf("key %s: %w", k.Name, err)
+		}
+		return kek, nil
+	default:
+		return nil, fmt.Errorf("key %s: %w: unknown provider %q", k.Name, providers.ErrInvalidArgument, k.Provider)
+	}
 }
 
 // Close releases what New opened (it flushes and closes the audit log).

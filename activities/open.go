@@ -37,7 +37,9 @@ func HomeRegion(cfg *config.Config, dataset string) (string, error) {
 // signing key under opts.StateDir does not exist yet. A KEK created here would unwrap
 // nothing, and a second signing key would be refused by the region's audit log, or would lock
 // the worker out of a log it starts; both usually mean the process runs outside the
-// jurisdiction that holds the key, or with another state directory than the worker's.
+// jurisdiction that holds the key, or with another state directory than the worker's. An AWS
+// KMS key has nothing on this machine to check: New describes it, and fails if it does not
+// exist or cannot be used.
 func OpenExisting(ctx context.Context, cfg *config.Config, opts Options) (*Activities, error) {
 	if cfg == nil {
 		return nil, fmt.Errorf("activities: %w: no configuration", providers.ErrInvalidArgument)
@@ -51,7 +53,7 @@ func OpenExisting(ctx context.Context, cfg *config.Config, opts Options) (*Activ
 	}
 	for _, k := range cfg.KEKs {
 		if k.Jurisdiction != jur || k.Provider != config.KEKProviderLocal {
-			continue
+			continue // a KMS key is described by New
 		}
 		if err := mustExist(k.Path); err != nil {
 			return nil, fmt.Errorf("%w: key %s of %s: keyring %s: %w", ErrNotHome, k.Name, jur, k.Path, err)

@@ -1,12 +1,13 @@
 // Package testdeploy writes the small single-region drflow deployment that tests of the
-// activities, workflows, worker and command line run against: one EU region, a local keyring,
-// one local store and directory datasets over a few files.
+// activities, workflows, worker and command line run against: one EU region, a local keyring
+// (or an AWS KMS key), one local store and directory datasets over a few files.
 package testdeploy
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -41,6 +42,16 @@ type Options struct {
 	Replicated bool
 	// Replication is the tier's replication mode ("sync" or "async"; default async).
 	Replication string
+	// KMS, when its Endpoint is set, makes the EU KEK an AWS KMS key instead of a local
+	// keyring, and puts its region in the EU jurisdiction.
+	KMS KMSKey
+}
+
+// KMSKey is an AWS KMS key served at a custom endpoint, such as a kmstest.Server.
+type KMSKey struct {
+	KeyID    string
+	Region   string
+	Endpoint string
 }
 
 // StoreDir returns the directory of the local store of location loc.
@@ -77,11 +88,14 @@ func New(t testing.TB, opts Options) Deployment {
 	}
 
 	var yaml strings.Builder
+	layout := singleRegionLayout
 	if opts.Replicated {
-		yaml.WriteString(replicatedLayout)
-	} else {
-		yaml.WriteString(singleRegionLayout)
+		layout = replicatedLayout
 	}
+	if opts.KMS.Endpoint != "" {
+		layout = withKMS(layout, opts.KMS)
+	}
+	yaml.WriteString(layout)
 	// Before the datasets, which stay last: tests append datasets to the file.
 	yaml.WriteString(approverGroups)
 	replication := ""
@@ -140,6 +154,20 @@ policies:
       - {jurisdiction: US, copy: encrypted, mechanism: scc}
       - {jurisdiction: APAC, copy: metadata}
 `
+
+// withKMS replaces the local EU keyring of layout with key k.
+func withKMS(layout string, k KMSKey) string {
+	layout = strings.Replace(layout, localEUKey,
+		fmt.Sprintf("  - {name: eu-kek, jurisdiction: EU, provider: awskms, key_id: %q, region: %s, endpoint: %q}\n", k.KeyID, k.Region, k.Endpoint), 1)
+	before, rest, _ := strings.Cut(layout, "  - {name: EU, regions: [")
+	regions, rest, _ := strings.Cut(rest, "]")
+	if !slices.Contains(strings.Split(regions, ", "), k.Region) {
+		regions += ", " + k.Region
+	}
+	return before + "  - {name: EU, regions: [" + regions + "]" + rest
+}
+
+const localEUKey = "  - {name: eu-kek, jurisdiction: EU, provider: local, path: keys/eu.keyring}\n"
 
 // approverGroups are the people runbook gates of tests may name: legal approves hold
 // releases, sre failovers and restores. alice, who starts most test runs, is in both, so
