@@ -232,23 +232,8 @@ func itemName(n *yaml.Node, field string) string {
 	return ""
 }
 
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
-}
-
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.AliasNode:
-		return "an alias"
-	case yaml.ScalarNode:
-		return quoteTrunc(n.Value)
-	}
-	return "something else"
-}
+func isNull(n *yaml.Node) bool     { return config.IsNullNode(n) }
+func describe(n *yaml.Node) string { return config.DescribeNode(n) }
 
 func describeItem(n *yaml.Node) string {
 	if n == nil {

@@ -296,6 +296,12 @@ func pathKey(k string) string {
 	return quoteTrunc(k)
 }
 
+// IsNullNode reports whether n is YAML null (also for runbooks, which decode the same way).
+func IsNullNode(n *yaml.Node) bool { return isNull(n) }
+
+// DescribeNode names what n is for messages: a mapping, a list, an alias or its quoted value.
+func DescribeNode(n *yaml.Node) string { return describe(n) }
+
 func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
 }
