@@ -48,6 +48,9 @@ type Activities struct {
 	// CheckpointEvery is the least time between two checkpoints of a backup (0: the
 	// repository's default). A worker killed mid-backup loses at most this much work.
 	CheckpointEvery time.Duration
+	// GCGrace is the least time between garbage collection condemning a pack and deleting
+	// it (0: the repository's default, an hour).
+	GCGrace time.Duration
 	// Schedules pauses and resumes schedules (runbooks); nil on workers without a Temporal
 	// client.
 	Schedules SchedulePauser
@@ -69,6 +72,8 @@ type Options struct {
 	PostgresAdminDSN string
 	// CheckpointEvery is Activities.CheckpointEvery.
 	CheckpointEvery time.Duration
+	// GCGrace is Activities.GCGrace.
+	GCGrace time.Duration
 	Logger          *zap.Logger
 }
 
@@ -103,6 +108,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Activities, er
 		ScratchDir:       opts.ScratchDir,
 		PostgresAdminDSN: opts.PostgresAdminDSN,
 		CheckpointEvery:  opts.CheckpointEvery,
+		GCGrace:          opts.GCGrace,
 	}
 	if a.ScratchDir == "" {
 		a.ScratchDir = filepath.Join(opts.StateDir, "scratch")

@@ -137,7 +137,7 @@ func (a *Activities) Retention(ctx context.Context, in RetentionActivityInput) (
 		return out, nil
 	}
 
-	gr, err := r.GC(ctx, repo.GCOptions{Actor: actor(ctx), Progress: heartbeat})
+	gr, err := r.GC(ctx, repo.GCOptions{Actor: actor(ctx), Grace: a.GCGrace, Progress: heartbeat})
 	if err != nil {
 		log.Warn("garbage collection failed", zap.String("class", errorClass(err)), zap.Int("pruned", len(out.Pruned)))
 		return out, classify(err)

@@ -50,6 +50,7 @@ type options struct {
 	scratchDir       string
 	postgresAdminDSN string
 	checkpointEvery  time.Duration
+	gcGrace          time.Duration
 	metricsAddr      string
 	logLevel         string
 	dialTimeout      time.Duration
@@ -72,6 +73,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.scratchDir, "scratch-dir", "", "where drills restore directory datasets (default: STATE-DIR/scratch)")
 	fs.StringVar(&o.postgresAdminDSN, "postgres-admin-dsn", os.Getenv("DRFLOW_POSTGRES_ADMIN_DSN"), "role that creates and drops PostgreSQL drill databases (env DRFLOW_POSTGRES_ADMIN_DSN; prefer the env var: flags show in ps)")
 	fs.DurationVar(&o.checkpointEvery, "checkpoint-every", repo.DefaultCheckpointEvery, "least time between two checkpoints of a backup: a killed worker's backup resumes from the last one")
+	fs.DurationVar(&o.gcGrace, "gc-grace", repo.DefaultGCGrace, "least time between retention's garbage collection condemning an unreferenced pack and deleting it: a backup or copy that started before the collection and still needs the pack rescues it meanwhile")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", defaultMetricsAddr, "Prometheus /metrics listen address; empty disables")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&o.dialTimeout, "dial-timeout", 10*time.Second, "how long to try to reach Temporal at start")
@@ -194,6 +196,7 @@ func serve(ctx context.Context, o options, stderr io.Writer) (err error) {
 		ScratchDir:       o.scratchDir,
 		PostgresAdminDSN: o.postgresAdminDSN,
 		CheckpointEvery:  o.checkpointEvery,
+		GCGrace:          o.gcGrace,
 		Logger:           log,
 	})
 	if err != nil {
