@@ -74,7 +74,7 @@ type Options struct {
 	CheckpointEvery time.Duration
 	// GCGrace is Activities.GCGrace.
 	GCGrace time.Duration
-	Logger          *zap.Logger
+	Logger  *zap.Logger
 }
 
 // New opens what the activities of opts.Region (or of every region) need:
