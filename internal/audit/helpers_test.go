@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/drflow/drflow/providers"
 	"github.com/drflow/drflow/providers/local"
+	"github.com/drflow/drflow/providers/storetest"
 )
 
 const region = "eu"
@@ -172,79 +172,19 @@ func forge(t testing.TB, r record, key ed25519.PrivateKey) []byte {
 	return line
 }
 
-// faultStore wraps a store and injects failures.
-type faultStore struct {
-	providers.Store
-
-	mu sync.Mutex
-	// before runs ahead of each Put; an error fails the Put without writing.
-	before func(key string) error
-	// after runs once a Put has succeeded; an error is returned although the object exists
-	// (an ambiguous failure, like a timeout after the server committed).
-	after func(key string) error
-	// get runs ahead of each Get.
-	get  func(key string) error
-	list func(prefix string) error
-	caps *providers.Capabilities
-	puts []providers.PutOptions
+// withCapabilities wraps s so that it reports caps instead of its own capabilities.
+func withCapabilities(s providers.Store, caps providers.Capabilities) *storetest.Faulty {
+	f := storetest.NewFaulty(s)
+	f.SetCapabilities(caps)
+	return f
 }
 
-var errInjected = errors.New("injected store failure")
-
-func (f *faultStore) hooks() (before, after, get, list func(string) error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.before, f.after, f.get, f.list
+// holdFirstPut makes the first Put through f close entered, then wait until release is closed
+// before it reaches the store.
+func holdFirstPut(f *storetest.Faulty, entered, release chan struct{}) {
+	f.On(storetest.MethodPut).Times(1).Inject(storetest.Before(func(context.Context, storetest.Call) error {
+		close(entered)
+		<-release
+		return nil
+	}))
 }
-
-func (f *faultStore) set(fn func(f *faultStore)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fn(f)
-}
-
-func (f *faultStore) Put(ctx context.Context, key string, r io.Reader, opts providers.PutOptions) (providers.ObjectInfo, error) {
-	before, after, _, _ := f.hooks()
-	if before != nil {
-		if err := before(key); err != nil {
-			return providers.ObjectInfo{}, err
-		}
-	}
-	f.mu.Lock()
-	f.puts = append(f.puts, opts)
-	f.mu.Unlock()
-	info, err := f.Store.Put(ctx, key, r, opts)
-	if err == nil && after != nil {
-		err = after(key)
-	}
-	return info, err
-}
-
-func (f *faultStore) Get(ctx context.Context, key string, opts providers.GetOptions) (io.ReadCloser, error) {
-	if _, _, get, _ := f.hooks(); get != nil {
-		if err := get(key); err != nil {
-			return nil, err
-		}
-	}
-	return f.Store.Get(ctx, key, opts)
-}
-
-func (f *faultStore) List(ctx context.Context, prefix string, fn func(providers.ObjectInfo) error) error {
-	if _, _, _, list := f.hooks(); list != nil {
-		if err := list(prefix); err != nil {
-			return err
-		}
-	}
-	return f.Store.List(ctx, prefix, fn)
-}
-
-func (f *faultStore) Capabilities() providers.Capabilities {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.caps != nil {
-		return *f.caps
-	}
-	return f.Store.Capabilities()
-}
-
-func failAlways(string) error { return errInjected }

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/drflow/drflow/providers"
+	"github.com/drflow/drflow/providers/storetest"
 )
 
 func TestRestartResumesChain(t *testing.T) {
@@ -55,14 +56,8 @@ func TestCrashLosesOnlyUnflushedEvents(t *testing.T) {
 func TestGroupCommit(t *testing.T) {
 	inner := newStore(t)
 	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	s := &faultStore{Store: inner, before: func(string) error {
-		once.Do(func() {
-			close(entered)
-			<-release
-		})
-		return nil
-	}}
+	s := storetest.NewFaulty(inner)
+	holdFirstPut(s, entered, release)
 	key := newSigner(t)
 	l := openLog(t, Options{Store: s, Signer: key})
 	const waiting = 10
@@ -159,15 +154,16 @@ func TestTwoWritersConcurrently(t *testing.T) {
 
 func TestRecordFailsClosed(t *testing.T) {
 	inner := newStore(t)
-	s := &faultStore{Store: inner, before: failAlways}
+	s := storetest.NewFaulty(inner)
+	failPuts := s.On(storetest.MethodPut).Inject(storetest.Fail(nil))
 	key := newSigner(t)
 	l := openLog(t, Options{Store: s, Signer: key})
 
 	err := l.Record(context.Background(), event(1))
-	require.ErrorIs(t, err, errInjected)
+	require.ErrorIs(t, err, storetest.ErrInjected)
 	assert.Empty(t, listKeys(t, inner, segmentPrefix(region)))
 
-	s.set(func(f *faultStore) { f.before = nil })
+	failPuts.Remove()
 	recordEvents(t, l, 2, 2)
 	assert.Equal(t, []string{"wf-2"}, actors(t, inner, PublicKey(key)))
 }
@@ -176,21 +172,17 @@ func TestAmbiguousWriteFailure(t *testing.T) {
 	// The store committed the segment but reported an error: the caller must treat the event
 	// as not recorded, and the next write must continue after it rather than fork.
 	inner := newStore(t)
-	var once sync.Once
-	s := &faultStore{Store: inner, after: func(string) error {
-		var err error
-		once.Do(func() { err = errInjected })
-		return err
-	}}
+	s := storetest.NewFaulty(inner)
+	s.On(storetest.MethodPut).Times(1).Inject(storetest.Ambiguous(nil))
 	key := newSigner(t)
 	l := openLog(t, Options{Store: s, Signer: key})
-	require.ErrorIs(t, l.Record(context.Background(), event(1)), errInjected)
+	require.ErrorIs(t, l.Record(context.Background(), event(1)), storetest.ErrInjected)
 
 	// While the store cannot be read, nothing can be appended safely.
-	s.set(func(f *faultStore) { f.get = failAlways })
-	require.ErrorIs(t, l.Record(context.Background(), event(2)), errInjected)
+	failGets := s.On(storetest.MethodGet).Inject(storetest.Fail(nil))
+	require.ErrorIs(t, l.Record(context.Background(), event(2)), storetest.ErrInjected)
 
-	s.set(func(f *faultStore) { f.get = nil })
+	failGets.Remove()
 	recordEvents(t, l, 3, 3)
 	assert.Equal(t, []string{"wf-1", "wf-3"}, actors(t, inner, PublicKey(key)), "at least once")
 	assert.Equal(t, uint64(2), l.Head().Seq)
@@ -198,14 +190,15 @@ func TestAmbiguousWriteFailure(t *testing.T) {
 
 func TestBufferedWriteFailureFailsClosedUntilFlushSucceeds(t *testing.T) {
 	inner := newStore(t)
-	s := &faultStore{Store: inner, before: failAlways}
+	s := storetest.NewFaulty(inner)
+	failPuts := s.On(storetest.MethodPut).Inject(storetest.Fail(nil))
 	key := newSigner(t)
 	l := openLog(t, Options{Store: s, Signer: key, Buffered: true})
 	recordEvents(t, l, 1, 2)
-	require.ErrorIs(t, l.Flush(context.Background()), errInjected)
-	require.ErrorIs(t, l.Record(context.Background(), event(3)), errInjected, "refuses while queued events cannot be written")
+	require.ErrorIs(t, l.Flush(context.Background()), storetest.ErrInjected)
+	require.ErrorIs(t, l.Record(context.Background(), event(3)), storetest.ErrInjected, "refuses while queued events cannot be written")
 
-	s.set(func(f *faultStore) { f.before = nil })
+	failPuts.Remove()
 	require.NoError(t, l.Flush(context.Background()))
 	recordEvents(t, l, 4, 4)
 	require.NoError(t, l.Close(context.Background()))
@@ -213,21 +206,25 @@ func TestBufferedWriteFailureFailsClosedUntilFlushSucceeds(t *testing.T) {
 }
 
 func TestCloseReportsLostBufferedEvents(t *testing.T) {
-	s := &faultStore{Store: newStore(t), before: failAlways}
+	s := storetest.NewFaulty(newStore(t))
+	s.On(storetest.MethodPut).Inject(storetest.Fail(nil))
 	l := openLog(t, Options{Store: s, Signer: newSigner(t), Buffered: true})
 	recordEvents(t, l, 1, 3)
 	err := l.Close(context.Background())
-	require.ErrorIs(t, err, errInjected)
+	require.ErrorIs(t, err, storetest.ErrInjected)
 	assert.ErrorContains(t, err, "3 buffered events were not written")
 }
 
 func TestBufferedWritesFullSegments(t *testing.T) {
 	inner := newStore(t)
 	written := make(chan string, 10)
-	s := &faultStore{Store: inner, after: func(key string) error {
-		written <- key
+	s := storetest.NewFaulty(inner)
+	s.On(storetest.MethodPut).Inject(storetest.After(func(_ context.Context, c storetest.Call) error {
+		if c.Err == nil {
+			written <- c.Key
+		}
 		return nil
-	}}
+	}))
 	key := newSigner(t)
 	l := openLog(t, Options{Store: s, Signer: key, Buffered: true, SegmentEvents: 3, CheckpointEvery: 1000})
 	recordEvents(t, l, 1, 3)
@@ -246,14 +243,8 @@ func TestBufferedWritesFullSegments(t *testing.T) {
 func TestCancelledRecordIsWithdrawn(t *testing.T) {
 	inner := newStore(t)
 	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	s := &faultStore{Store: inner, before: func(string) error {
-		once.Do(func() {
-			close(entered)
-			<-release
-		})
-		return nil
-	}}
+	s := storetest.NewFaulty(inner)
+	holdFirstPut(s, entered, release)
 	key := newSigner(t)
 	l := openLog(t, Options{Store: s, Signer: key})
 	queued := make(chan struct{}, 2)
@@ -344,9 +335,10 @@ func TestOpenRefusesDamagedTail(t *testing.T) {
 }
 
 func TestOpenFailsWhenStoreFails(t *testing.T) {
-	s := &faultStore{Store: newStore(t), list: failAlways}
+	s := storetest.NewFaulty(newStore(t))
+	s.On(storetest.MethodList).Inject(storetest.Fail(nil))
 	_, err := Open(context.Background(), Options{Store: s, Region: region, Signer: newSigner(t)})
-	assert.ErrorIs(t, err, errInjected)
+	assert.ErrorIs(t, err, storetest.ErrInjected)
 }
 
 func TestOpenRejectsBadOptions(t *testing.T) {
@@ -362,7 +354,7 @@ func TestOpenRejectsBadOptions(t *testing.T) {
 		{"empty region", Options{Store: s, Signer: key}, "region"},
 		{"no signer", Options{Store: s, Region: region}, "signer"},
 		{"huge segments", Options{Store: s, Region: region, Signer: key, SegmentEvents: 1 << 30}, "SegmentEvents"},
-		{"no conditional create", Options{Store: &faultStore{Store: s, caps: &providers.Capabilities{}}, Region: region, Signer: key}, "no atomic conditional create"},
+		{"no conditional create", Options{Store: withCapabilities(s, providers.Capabilities{}), Region: region, Signer: key}, "no atomic conditional create"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -374,16 +366,24 @@ func TestOpenRejectsBadOptions(t *testing.T) {
 
 func TestRetentionIgnoredWhereUnsupported(t *testing.T) {
 	core, logs := observer.New(zapcore.WarnLevel)
-	s := &faultStore{Store: newStore(t), caps: &providers.Capabilities{ConditionalCreate: true}}
+	s := withCapabilities(newStore(t), providers.Capabilities{ConditionalCreate: true})
+	var mu sync.Mutex
+	var puts []providers.PutOptions
+	s.On(storetest.MethodPut).Inject(storetest.Before(func(_ context.Context, c storetest.Call) error {
+		mu.Lock()
+		defer mu.Unlock()
+		puts = append(puts, c.PutOptions)
+		return nil
+	}))
 	l := openLog(t, Options{Store: s, Signer: newSigner(t), Logger: zap.New(core), Retention: func(now time.Time) providers.Retention {
 		return providers.Retention{Mode: providers.Governance, Until: now.Add(time.Hour)}
 	}})
 	recordEvents(t, l, 1, 1)
 	assert.Equal(t, 1, logs.FilterMessageSnippet("does not enforce retention").Len())
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	require.NotEmpty(t, s.puts)
-	for _, p := range s.puts {
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, puts)
+	for _, p := range puts {
 		assert.True(t, p.IfNotExists)
 		assert.True(t, p.Retention.Until.IsZero())
 	}
@@ -392,15 +392,14 @@ func TestRetentionIgnoredWhereUnsupported(t *testing.T) {
 func TestCheckpointFailureDoesNotFailRecord(t *testing.T) {
 	core, logs := observer.New(zapcore.WarnLevel)
 	inner := newStore(t)
-	s := &faultStore{Store: inner, before: func(key string) error {
-		if _, ok := parseSeqName(key, headPrefix(region), headExt); ok {
-			return errInjected
-		}
-		return nil
-	}}
+	s := storetest.NewFaulty(inner)
+	s.On(storetest.MethodPut).Where(func(c storetest.Call) bool {
+		_, ok := parseSeqName(c.Key, headPrefix(region), headExt)
+		return ok
+	}).Inject(storetest.Fail(nil))
 	l := openLog(t, Options{Store: s, Signer: newSigner(t), CheckpointEvery: 1, Logger: zap.New(core)})
 	recordEvents(t, l, 1, 2)
 	assert.Equal(t, 2, logs.FilterMessageSnippet("checkpoint failed").Len())
 	assert.Empty(t, listKeys(t, inner, headPrefix(region)))
-	assert.True(t, errors.Is(l.Close(context.Background()), errInjected), "Close reports its own checkpoint")
+	assert.True(t, errors.Is(l.Close(context.Background()), storetest.ErrInjected), "Close reports its own checkpoint")
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/drflow/drflow/providers"
 	"github.com/drflow/drflow/providers/local"
+	"github.com/drflow/drflow/providers/storetest"
 )
 
 func TestAppendAndVerify(t *testing.T) {
@@ -470,9 +471,10 @@ func TestVerifyReportsStoreErrorsAsSuch(t *testing.T) {
 	key := newSigner(t)
 	l := openLog(t, Options{Store: inner, Signer: key})
 	recordEvents(t, l, 1, 2)
-	s := &faultStore{Store: inner, get: failAlways}
+	s := storetest.NewFaulty(inner)
+	s.On(storetest.MethodGet).Inject(storetest.Fail(nil))
 	_, err := Verify(context.Background(), s, region, PublicKey(key))
-	assert.ErrorIs(t, err, errInjected)
+	assert.ErrorIs(t, err, storetest.ErrInjected)
 	assert.NotErrorIs(t, err, ErrChainBroken, "an unreadable store is not a tampered log")
 }
 

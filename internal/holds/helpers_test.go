@@ -3,7 +3,6 @@ package holds
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"sort"
 	"strings"
@@ -195,35 +194,4 @@ func assertHeld(t *testing.T, st providers.Store, keys []string, want bool) {
 		require.NoError(t, err)
 		assert.Equal(t, want, info.LegalHold, "legal hold on %s at %s", k, st.Location().Name)
 	}
-}
-
-// faultyStore fails SetLegalHold once on failKey, and runs beforeLift before the first
-// lift of a provider hold.
-type faultyStore struct {
-	providers.Store
-	mu         sync.Mutex
-	failKey    string
-	beforeLift func(key string)
-}
-
-func (f *faultyStore) SetLegalHold(ctx context.Context, key string, on bool) error {
-	f.mu.Lock()
-	fail := key == f.failKey
-	if fail {
-		f.failKey = ""
-	}
-	hook := f.beforeLift
-	if !on {
-		f.beforeLift = nil
-	} else {
-		hook = nil
-	}
-	f.mu.Unlock()
-	if fail {
-		return fmt.Errorf("injected fault on %s: %w", key, errors.New("connection reset"))
-	}
-	if hook != nil {
-		hook(key)
-	}
-	return f.Store.SetLegalHold(ctx, key, on)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/drflow/drflow/internal/audit"
 	"github.com/drflow/drflow/providers"
 	"github.com/drflow/drflow/providers/gcs/gcstest"
+	"github.com/drflow/drflow/providers/storetest"
 )
 
 func TestOrderSelects(t *testing.T) {
@@ -70,7 +71,8 @@ func TestPlaceAcrossLocations(t *testing.T) {
 // placement again completes it.
 func TestPlaceConvergesAfterFault(t *testing.T) {
 	ctx := testCtx(t)
-	flaky := &faultyStore{Store: openLocal(t, "eu-primary"), failKey: "datasets/ds/packs/aa/1"}
+	flaky := storetest.NewFaulty(openLocal(t, "eu-primary"))
+	flaky.On(storetest.MethodSetLegalHold).Key("datasets/ds/packs/aa/1").Times(1).Inject(storetest.ConnReset())
 	other := openLocal(t, "eu-replica")
 	obj1 := writePoint(t, flaky, "p1", "aa/1", "aa/2")
 	writePoint(t, other, "p1", "aa/1", "aa/2")
@@ -228,7 +230,7 @@ func TestPropagate(t *testing.T) {
 // hold.
 func TestReleaseReappliesHoldPlacedDuringLift(t *testing.T) {
 	ctx := testCtx(t)
-	st := &faultyStore{Store: gcstest.OpenStore(t, gcstest.NewServer(t, "vault"), "dr")}
+	st := storetest.NewFaulty(gcstest.OpenStore(t, gcstest.NewServer(t, "vault"), "dr"))
 	obj1 := writePoint(t, st, "p1", "aa/1")
 	rec := &recorder{}
 	tg := target(st, ModePrimary)
@@ -238,7 +240,12 @@ func TestReleaseReappliesHoldPlacedDuringLift(t *testing.T) {
 		require.NoError(t, err)
 	}
 	place("case-a")
-	st.beforeLift = func(string) { place("case-b") }
+	// The first lift of a provider hold waits for case-b's placement.
+	st.On(storetest.MethodSetLegalHold).Where(func(c storetest.Call) bool { return !c.LegalHold }).Times(1).
+		Inject(storetest.Before(func(context.Context, storetest.Call) error {
+			place("case-b")
+			return nil
+		}))
 	rep, err := ReleaseHold(ctx, ReleaseOptions{Dataset: ds, Name: "case-a", Release: approved("done"), Targets: []Target{tg}, Audit: rec, Now: fixedNow})
 	require.NoError(t, err)
 	lr := rep.Locations[0]

@@ -2,7 +2,6 @@ package repo
 
 import (
 	"context"
-	"io"
 	"testing"
 	"time"
 
@@ -10,22 +9,19 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/drflow/drflow/providers"
+	"github.com/drflow/drflow/providers/storetest"
 )
 
-// pauseOnGet blocks the first Get of key until resume is closed, after closing paused.
-type pauseOnGet struct {
-	providers.Store
-	key            string
-	paused, resume chan struct{}
-}
-
-func (s *pauseOnGet) Get(ctx context.Context, key string, opts providers.GetOptions) (io.ReadCloser, error) {
-	if key == s.key && s.paused != nil {
-		close(s.paused)
-		s.paused = nil
-		<-s.resume
-	}
-	return s.Store.Get(ctx, key, opts)
+// pauseOnGet wraps store so that the first Get of key closes paused, then blocks until resume
+// is closed.
+func pauseOnGet(store providers.Store, key string, paused, resume chan struct{}) providers.Store {
+	f := storetest.NewFaulty(store)
+	f.On(storetest.MethodGet).Key(key).Times(1).Inject(storetest.Before(func(context.Context, storetest.Call) error {
+		close(paused)
+		<-resume
+		return nil
+	}))
+	return f
 }
 
 // replicaWithCondemnedPacks backs up x then y at the primary, copies both to a replica, prunes
@@ -68,7 +64,7 @@ func TestCopyLeaseKeepsCondemnedPacksAlive(t *testing.T) {
 	// Hold the copy after it listed the destination and skipped the packs, before its
 	// manifest.
 	paused, resume := make(chan struct{}), make(chan struct{})
-	src := &pauseOnGet{Store: f.store, key: pointKey("customers", again.Point.ID), paused: paused, resume: resume}
+	src := pauseOnGet(f.store, pointKey("customers", again.Point.ID), paused, resume)
 	type outcome struct {
 		res CopyResult
 		err error

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"path"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/drflow/drflow/internal/audit"
 	"github.com/drflow/drflow/internal/keys"
 	"github.com/drflow/drflow/providers"
+	"github.com/drflow/drflow/providers/storetest"
 )
 
 // testClock is a clock that tests move by hand.
@@ -220,7 +220,7 @@ func TestPruneTreatsImmutableDeleteAsHeld(t *testing.T) {
 	src := newMemSource(tree(1))
 	first := f.backup(src, BackupOptions{})
 	f.backup(src, BackupOptions{})
-	f.repo.store = &holdOnStat{Store: f.store, key: PointObjectKey("customers", first.Point.ID)}
+	f.repo.store = holdOnStat(f.store, PointObjectKey("customers", first.Point.ID))
 
 	res, err := f.repo.Prune(ctx, RetentionPolicy{KeepLast: 1}, PruneOptions{Actor: "test"})
 	require.NoError(t, err)
@@ -233,18 +233,17 @@ func TestPruneTreatsImmutableDeleteAsHeld(t *testing.T) {
 	assert.Equal(t, first.Point.ID, ev.Point)
 }
 
-// holdOnStat places a legal hold on key when it is Stat'ed, after reporting it unheld.
-type holdOnStat struct {
-	providers.Store
-	key string
-}
-
-func (s *holdOnStat) Stat(ctx context.Context, key string) (providers.ObjectInfo, error) {
-	info, err := s.Store.Stat(ctx, key)
-	if err == nil && key == s.key {
-		err = s.Store.SetLegalHold(ctx, key, true)
-	}
-	return info, err
+// holdOnStat wraps store so that a Stat of key places a legal hold on it, after the store
+// reported it unheld.
+func holdOnStat(store providers.Store, key string) providers.Store {
+	f := storetest.NewFaulty(store)
+	f.On(storetest.MethodStat).Key(key).Inject(storetest.After(func(ctx context.Context, c storetest.Call) error {
+		if c.Err != nil {
+			return nil
+		}
+		return store.SetLegalHold(ctx, key, true)
+	}))
+	return f
 }
 
 // A backup that deduplicated against packs before GC condemned them keeps them alive: GC
@@ -456,24 +455,18 @@ func BenchmarkGC(b *testing.B) {
 	b.ReportMetric(float64(res.Packs), "packs")
 }
 
-// collectOnGet deletes a pack and its index, as GC does, just before the first pack read:
-// the reader loaded the index before the collection.
-type collectOnGet struct {
-	providers.Store
-	once      sync.Once
-	keepIndex bool
-}
-
-func (s *collectOnGet) Get(ctx context.Context, key string, opts providers.GetOptions) (io.ReadCloser, error) {
-	if strings.HasPrefix(key, packsPrefix("customers")) {
-		s.once.Do(func() {
-			if !s.keepIndex {
-				_ = s.Store.Delete(ctx, indexPrefix("customers")+path.Base(key))
-			}
-			_ = s.Store.Delete(ctx, key)
-		})
-	}
-	return s.Store.Get(ctx, key, opts)
+// collectOnGet wraps store so that it deletes a pack and (unless keepIndex) its index, as GC
+// does, just before the first pack read: the reader loaded the index before the collection.
+func collectOnGet(store providers.Store, keepIndex bool) providers.Store {
+	f := storetest.NewFaulty(store)
+	f.On(storetest.MethodGet).Prefix(packsPrefix("customers")).Times(1).Inject(storetest.Before(func(ctx context.Context, c storetest.Call) error {
+		if !keepIndex {
+			_ = store.Delete(ctx, indexPrefix("customers")+path.Base(c.Key))
+		}
+		_ = store.Delete(ctx, c.Key)
+		return nil
+	}))
+	return f
 }
 
 // A restore that meets a pack GC collected after it loaded the index fails retryably with
@@ -484,7 +477,7 @@ func TestRestoreOfCollectedPackIsRetryableNotDamage(t *testing.T) {
 		t.Run(fmt.Sprintf("index kept %v", keepIndex), func(t *testing.T) {
 			f, _ := gcFixture(t)
 			res := f.backup(newMemSource(tree(1)), BackupOptions{})
-			f.repo.store = &collectOnGet{Store: f.store, keepIndex: keepIndex}
+			f.repo.store = collectOnGet(f.store, keepIndex)
 			_, err := f.repo.Restore(context.Background(), res.Point.ID, newMemSink(), RestoreOptions{})
 			require.Error(t, err)
 			if keepIndex {

@@ -267,7 +267,7 @@ func TestGCRereadsHoldsBeforeSweeping(t *testing.T) {
 	s := newHoldScene(t, f.repo)
 	s.clk.Add(2 * time.Hour)
 	paused, resume := make(chan struct{}), make(chan struct{})
-	slow := f.open(&pauseOnGet{Store: f.store, key: indexKey("customers", s.condemned[0]), paused: paused, resume: resume}, "customers")
+	slow := f.open(pauseOnGet(f.store, indexKey("customers", s.condemned[0]), paused, resume), "customers")
 	slow.now = s.clk.Now
 	type result struct {
 		res GCResult
@@ -324,7 +324,7 @@ func TestCoverPointDuringGC(t *testing.T) {
 
 	// The GC has written its lease (it is reading the indexes): the placement must wait.
 	paused, resume := make(chan struct{}), make(chan struct{})
-	slow := f.open(&pauseOnGet{Store: f.store, key: indexKey("customers", s.condemned[0]), paused: paused, resume: resume}, "customers")
+	slow := f.open(pauseOnGet(f.store, indexKey("customers", s.condemned[0]), paused, resume), "customers")
 	slow.now = s.clk.Now
 	done := make(chan error, 1)
 	go func() {

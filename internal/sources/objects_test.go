@@ -15,6 +15,7 @@ import (
 
 	"github.com/drflow/drflow/providers"
 	"github.com/drflow/drflow/providers/local"
+	"github.com/drflow/drflow/providers/storetest"
 )
 
 func localStore(t *testing.T) *local.Store {
@@ -109,31 +110,23 @@ func TestObjectsRoundTrip(t *testing.T) {
 	assert.Equal(t, "dot", string(readObject(t, dst, "restored/a.b")))
 }
 
-// racyStore changes objects at the moment the source reads them.
-type racyStore struct {
-	providers.Store
-	beforeGet func(key string)
-}
-
-func (s racyStore) Get(ctx context.Context, key string, opts providers.GetOptions) (io.ReadCloser, error) {
-	s.beforeGet(key)
-	return s.Store.Get(ctx, key, opts)
-}
-
 func TestObjectsProblems(t *testing.T) {
 	ctx := context.Background()
 	store := localStore(t)
 	for _, k := range []string{"a", "gone", "grows", "z"} {
 		put(t, store, "p/"+k, []byte("12345"))
 	}
-	racy := racyStore{Store: store, beforeGet: func(key string) {
-		switch key {
+	// The objects change at the moment the source reads them.
+	racy := storetest.NewFaulty(store)
+	racy.On(storetest.MethodGet).Inject(storetest.Before(func(ctx context.Context, c storetest.Call) error {
+		switch c.Key {
 		case "p/gone":
-			require.NoError(t, store.Delete(ctx, key))
+			require.NoError(t, store.Delete(ctx, c.Key))
 		case "p/grows":
-			put(t, store, key, []byte("1234567890"))
+			put(t, store, c.Key, []byte("1234567890"))
 		}
-	}}
+		return nil
+	}))
 	snap, err := NewObjects(racy, "p/").Snapshot(ctx)
 	require.NoError(t, err)
 	var got []string
