@@ -40,8 +40,21 @@ type Options struct {
 	// cn-replica (where the policy allows nothing, so no dataset lists it). Datasets replicate
 	// to the first three.
 	Replicated bool
+	// ThreeRegions configures three jurisdictions of one region each, every one the home of
+	// a dataset with its own local keyring, for one worker process per region: EU (eu-west-1:
+	// eu-primary, eu-replica; keys/eu.keyring), US (us-east-1: us-primary, us-replica;
+	// keys/us.keyring) and APAC (ap-southeast-1: ap-primary, ap-replica; keys/ap.keyring).
+	// Datasets are homed in EU as with Replicated: a full copy at eu-replica, encrypted copies
+	// only at us-replica (legal basis scc), metadata only at ap-replica. Two more datasets are
+	// added: "us-files" (US, full copy at us-replica), backing up Root/source-us, and
+	// "ap-files" (APAC, full copy at ap-replica), backing up Root/source-ap; both sources hold
+	// the same Files as Source. The EU full replica is in eu-west-1 (not eu-central-1 as with
+	// Replicated), so a worker of eu-west-1 serves drills from it. Ignores Replicated.
+	ThreeRegions bool
 	// Replication is the tier's replication mode ("sync" or "async"; default async).
 	Replication string
+	// KeepLast, when positive, is the tier's retention keep_last (default: config's).
+	KeepLast int
 	// KMS, when its Endpoint is set, makes the EU KEK an AWS KMS key instead of a local
 	// keyring, and puts its region in the EU jurisdiction.
 	KMS KMSKey
@@ -81,16 +94,25 @@ func New(t testing.TB, opts Options) Deployment {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	for _, name := range names {
-		path := filepath.Join(d.Source, filepath.FromSlash(name))
-		must(t, os.MkdirAll(filepath.Dir(path), 0o755))
-		must(t, os.WriteFile(path, []byte(opts.Files[name]), 0o644))
+	sourceDirs := []string{d.Source}
+	if opts.ThreeRegions {
+		sourceDirs = append(sourceDirs, filepath.Join(root, "source-us"), filepath.Join(root, "source-ap"))
+	}
+	for _, dir := range sourceDirs {
+		for _, name := range names {
+			path := filepath.Join(dir, filepath.FromSlash(name))
+			must(t, os.MkdirAll(filepath.Dir(path), 0o755))
+			must(t, os.WriteFile(path, []byte(opts.Files[name]), 0o644))
+		}
 	}
 
 	var yaml strings.Builder
 	layout := singleRegionLayout
 	if opts.Replicated {
 		layout = replicatedLayout
+	}
+	if opts.ThreeRegions {
+		layout = threeRegionLayout
 	}
 	if opts.KMS.Endpoint != "" {
 		layout = withKMS(layout, opts.KMS)
@@ -102,11 +124,27 @@ func New(t testing.TB, opts Options) Deployment {
 	if opts.Replication != "" {
 		replication = ", replication: " + opts.Replication
 	}
+	if opts.KeepLast > 0 {
+		replication += fmt.Sprintf(", retention: {keep_last: %d}", opts.KeepLast)
+	}
 	fmt.Fprintf(&yaml, `tiers:
   - {name: tier1, level: 1, rpo: 15m, rto: 1h, backup_every: 5m%s}
 datasets:
 `, replication)
+	if opts.ThreeRegions {
+		yaml.WriteString(`  - {name: us-files, classification: internal, policy: us-only, tier: tier1, primary: us-primary,
+     replicas: [us-replica], source: {type: directory, path: source-us}}
+  - {name: ap-files, classification: internal, policy: apac-only, tier: tier1, primary: ap-primary,
+     replicas: [ap-replica], source: {type: directory, path: source-ap}}
+`)
+	}
 	for _, ds := range opts.Datasets {
+		if opts.ThreeRegions {
+			fmt.Fprintf(&yaml, `  - {name: %s, classification: personal, policy: eu-gdpr, tier: tier1, primary: eu-primary,
+     replicas: [eu-replica, us-replica, ap-replica], source: {type: directory, path: source}}
+`, ds)
+			continue
+		}
 		if opts.Replicated {
 			fmt.Fprintf(&yaml, `  - {name: %s, classification: personal, policy: eu-gdpr, tier: tier1, primary: eu-primary,
      replicas: [eu-replica, us-replica, ap-catalog], source: {type: directory, path: source}}
@@ -153,6 +191,31 @@ policies:
     rules:
       - {jurisdiction: US, copy: encrypted, mechanism: scc}
       - {jurisdiction: APAC, copy: metadata}
+`
+
+const threeRegionLayout = `jurisdictions:
+  - {name: EU, regions: [eu-west-1]}
+  - {name: US, regions: [us-east-1]}
+  - {name: APAC, regions: [ap-southeast-1]}
+keys:
+  - {name: eu-kek, jurisdiction: EU, provider: local, path: keys/eu.keyring}
+  - {name: us-kek, jurisdiction: US, provider: local, path: keys/us.keyring}
+  - {name: ap-kek, jurisdiction: APAC, provider: local, path: keys/ap.keyring}
+locations:
+  - {name: eu-primary, provider: local, path: stores/eu-primary, region: eu-west-1}
+  - {name: eu-replica, provider: local, path: stores/eu-replica, region: eu-west-1}
+  - {name: us-primary, provider: local, path: stores/us-primary, region: us-east-1}
+  - {name: us-replica, provider: local, path: stores/us-replica, region: us-east-1}
+  - {name: ap-primary, provider: local, path: stores/ap-primary, region: ap-southeast-1}
+  - {name: ap-replica, provider: local, path: stores/ap-replica, region: ap-southeast-1}
+policies:
+  - name: eu-gdpr
+    home: EU
+    rules:
+      - {jurisdiction: US, copy: encrypted, mechanism: scc}
+      - {jurisdiction: APAC, copy: metadata}
+  - {name: us-only, home: US}
+  - {name: apac-only, home: APAC}
 `
 
 // withKMS replaces the local EU keyring of layout with key k.
