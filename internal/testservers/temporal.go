@@ -21,6 +21,8 @@ type TemporalServer struct {
 	Namespace string
 	// DBFile is the SQLite file holding the server's state.
 	DBFile string
+
+	spec Spec
 }
 
 // TemporalOptions tune the dev server.
@@ -65,13 +67,25 @@ func Temporal(t testing.TB, opts TemporalOptions) *TemporalServer {
 	for _, name := range names {
 		args = append(args, "--search-attribute", name+"="+opts.SearchAttributes[name])
 	}
-	s.Process = Start(t, Spec{
+	s.spec = Spec{
 		Name:  "temporal dev server",
 		Path:  bin,
 		Args:  args,
 		Ready: s.healthy,
-	})
+	}
+	s.Process = Start(t, s.spec)
 	return s
+}
+
+// Stop stops the server (SIGTERM, then SIGKILL after 10 s), keeping its SQLite file.
+func (s *TemporalServer) Stop() { s.Process.stop() }
+
+// Restart stops the server if it runs and starts it again on the same ports and SQLite
+// file, so clients and workers reconnect to the state it had.
+func (s *TemporalServer) Restart(t testing.TB) {
+	t.Helper()
+	s.Process.stop()
+	s.Process = Start(t, s.spec)
 }
 
 func (s *TemporalServer) healthy(ctx context.Context) error {
