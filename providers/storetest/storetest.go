@@ -2,6 +2,11 @@
 // its real server or emulator. A case that depends on a capability runs its enforcement branch
 // when the store claims the capability and its refusal branch (ErrNotSupported) when it does
 // not, so a capability report that lies fails the suite.
+//
+// Faulty wraps any store and injects faults into it (errors, connection resets, latency,
+// short reads, partial and ambiguous writes, hooks that race the caller), by rule or at a
+// seeded random rate: the tests of the repository, audit log, holds and sources, and the
+// chaos trials, use it instead of ad-hoc failing stores.
 package storetest
 
 import (
