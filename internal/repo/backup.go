@@ -277,6 +277,19 @@ func (b *backup) execute(ctx context.Context, src sources.Source) (BackupResult,
 	defer lease.release(ctx)
 	b.lease = lease
 
+	// An earlier attempt of this run may have written its restore point and died before it
+	// reported: that point is the run's result, not a reason to write another.
+	if point, err := r.loadRunDone(ctx, b.runID, b.keyFor); err != nil {
+		return res, err
+	} else if point != "" {
+		exists, err := r.pointExists(ctx, point)
+		if err != nil {
+			return res, err
+		}
+		if exists {
+			return b.finishedEarlier(ctx, point, "")
+		}
+	}
 	cp, err := r.loadCheckpoint(ctx, b.runID, b.keyFor)
 	if err != nil && !errors.Is(err, ErrFormat) && !errors.Is(err, keys.ErrIntegrity) {
 		return res, err // unreadable now (storage, revoked key): retrying may help, or not
@@ -294,7 +307,7 @@ func (b *backup) execute(ctx context.Context, src sources.Source) (BackupResult,
 			return res, err
 		}
 		if exists {
-			return b.finishedEarlier(ctx, cp)
+			return b.finishedEarlier(ctx, cp.PointID, cp.LastPath)
 		}
 		b.dk, err = b.keyFor.get(cp.Epoch)
 	} else {
@@ -945,11 +958,15 @@ func (b *backup) finish(ctx context.Context, src sources.Source, snap sources.Sn
 	if err := b.lease.confirm(ctx); err != nil {
 		return b.result(res), err
 	}
+	// The run record first: an attempt retried after the manifest is written finds it.
+	if err := r.writeRunDone(ctx, b.dk, b.runID, b.pointID); err != nil {
+		return b.result(res), err
+	}
 	sum, size, err := b.writeManifest(ctx, header, final)
 	if err != nil {
 		return b.result(res), err
 	}
-	if err := r.deleteRun(ctx, b.runID); err != nil {
+	if err := r.deleteRunState(ctx, b.runID); err != nil {
 		// The restore point is complete; a stale checkpoint only costs space and is found
 		// (and removed) by the next backup with this run ID.
 		r.log.Warn("could not delete checkpoint", zap.String("run", b.runID), zap.Error(err))
@@ -997,11 +1014,12 @@ func (b *backup) writeManifest(ctx context.Context, header, final []byte) (strin
 	pr, pw := io.Pipe()
 	h := sha256.New()
 	var size int64
+	var werr error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		w := &countWriter{w: io.MultiWriter(pw, h)}
-		err := func() error {
+		werr = func() error {
 			if _, err := w.Write(b.pre); err != nil {
 				return err
 			}
@@ -1029,15 +1047,27 @@ func (b *backup) writeManifest(ctx context.Context, header, final []byte) (strin
 			return err
 		}()
 		size = w.n
-		pw.CloseWithError(err)
+		pw.CloseWithError(werr)
 	}()
-	_, err := r.store.Put(ctx, pointKey(r.dataset, b.pointID), pr, providers.PutOptions{IfNotExists: true, ContentType: "application/octet-stream"})
+	key := pointKey(r.dataset, b.pointID)
+	_, err := r.store.Put(ctx, key, pr, providers.PutOptions{IfNotExists: true, ContentType: "application/octet-stream"})
 	pr.CloseWithError(err)
 	<-done
+	sum := hex.EncodeToString(h.Sum(nil))
+	if err != nil && werr == nil && ctx.Err() == nil {
+		// A write can take effect although its answer is lost (the connection broke after
+		// the store had the object); the retry of the conditional create then meets this very
+		// manifest. The point ID is this run's own, so the same bytes under it mean the point
+		// is written: failing here would make the next attempt write a second point.
+		if have, _, herr := hashObject(ctx, r.store, key); herr == nil && have == sum {
+			r.log.Info("manifest found written by an attempt whose answer was lost", zap.String("point", b.pointID))
+			err = nil
+		}
+	}
 	if err != nil {
 		return "", 0, fmt.Errorf("write manifest %s: %w", b.pointID, err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), size, nil
+	return sum, size, nil
 }
 
 // checkPart authenticates a frame part before it goes into a manifest.
@@ -1151,29 +1181,29 @@ func (b *backup) resume(ctx context.Context, cp *checkpoint) error {
 	return nil
 }
 
-// finishedEarlier handles a run whose manifest was written before the checkpoint could be
-// deleted: it reports that restore point.
-func (b *backup) finishedEarlier(ctx context.Context, cp *checkpoint) (BackupResult, error) {
+// finishedEarlier handles a run whose restore point an earlier attempt wrote (found by its
+// run record or its checkpoint): it reports that point, resumed from resumedFrom.
+func (b *backup) finishedEarlier(ctx context.Context, pointID, resumedFrom string) (BackupResult, error) {
 	r := b.r
-	b.pointID = cp.PointID
-	ms, closeFn, err := r.openManifest(ctx, cp.PointID, 1)
+	b.pointID = pointID
+	ms, closeFn, err := r.openManifest(ctx, pointID, 1)
 	if err != nil {
 		return BackupResult{}, err
 	}
 	h := ms.header
 	closeFn()
-	sum, size, err := hashObject(ctx, r.store, pointKey(r.dataset, cp.PointID))
+	sum, size, err := hashObject(ctx, r.store, pointKey(r.dataset, pointID))
 	if err != nil {
 		return BackupResult{}, err
 	}
-	if err := r.deleteRun(ctx, b.runID); err != nil {
+	if err := r.deleteRunState(ctx, b.runID); err != nil {
 		return BackupResult{}, err
 	}
 	res := BackupResult{
 		Point:   PointInfo{ID: h.PointID, DataAsOf: h.DataAsOf, Created: h.Created, Size: size},
 		Entries: h.Totals.Entries, BytesSkipped: h.Totals.Bytes, Totals: h.Totals, Problems: h.Problems,
 		ProblemCount: h.ProblemCount, ManifestHash: sum, ManifestSize: size, KeyEpoch: h.KeyEpoch,
-		Resumed: true, ResumedFrom: cp.LastPath,
+		Resumed: true, ResumedFrom: resumedFrom,
 	}
 	err = r.record(ctx, audit.Event{
 		Kind: audit.KindRestorePoint, Outcome: audit.OutcomeOK, Actor: b.opts.Actor, Point: h.PointID,

@@ -40,13 +40,7 @@ type checkpoint struct {
 }
 
 func checkpointAAD(pre []byte, dataset, run string) []byte {
-	aad := make([]byte, 0, len(aadCheckpoint)+len(pre)+len(dataset)+len(run)+4)
-	aad = append(aad, aadCheckpoint...)
-	aad = append(aad, pre...)
-	aad = binary.BigEndian.AppendUint16(aad, uint16(len(dataset)))
-	aad = append(aad, dataset...)
-	aad = binary.BigEndian.AppendUint16(aad, uint16(len(run)))
-	return append(aad, run...)
+	return runAAD(aadCheckpoint, pre, dataset, run)
 }
 
 func sealCheckpoint(dk *keys.DataKey, cp *checkpoint) ([]byte, error) {
@@ -116,11 +110,24 @@ func (r *Repo) saveCheckpoint(ctx context.Context, dk *keys.DataKey, cp *checkpo
 	return nil
 }
 
-// deleteRun removes a run's checkpoint and frame parts.
+// deleteRun removes everything a run left under checkpoints/: its checkpoint, frame parts
+// and run record.
 func (r *Repo) deleteRun(ctx context.Context, run string) error {
+	return r.deleteRunObjects(ctx, run, false)
+}
+
+// deleteRunState removes a finished run's checkpoint and frame parts but keeps its run
+// record, which a retried attempt of the run needs to find its restore point.
+func (r *Repo) deleteRunState(ctx context.Context, run string) error {
+	return r.deleteRunObjects(ctx, run, true)
+}
+
+func (r *Repo) deleteRunObjects(ctx context.Context, run string, keepRecord bool) error {
 	var keys []string
 	err := r.store.List(ctx, runPrefix(r.dataset, run), func(oi providers.ObjectInfo) error {
-		keys = append(keys, oi.Key)
+		if !keepRecord || oi.Key != runDoneKey(r.dataset, run) {
+			keys = append(keys, oi.Key)
+		}
 		return nil
 	})
 	if err != nil {

@@ -100,6 +100,11 @@
 // objects are deleted. A checkpoint that cannot be used is discarded and the run starts
 // over. Checkpoints are at least DefaultCheckpointEvery (Options.CheckpointEvery) apart.
 //
+// Just before the manifest, the run record checkpoints/<run>/done (sealed, naming the point)
+// is written, and it outlives the checkpoint: an attempt retried after an earlier one wrote
+// its manifest but died before reporting (a killed worker), even one that never
+// checkpointed, reports that point instead of writing a second restore point of one run.
+//
 // # Restore and verify
 //
 // The manifest is streamed; chunk references are looked up in the dataset's indexes (all
@@ -182,9 +187,9 @@
 // sweep and each deletion, but a record that lands between such a check and its deletion
 // can name a duplicate that is then gone; no point loses data that way.)
 //
-// Checkpoints of runs without a live lease whose state is older than the checkpoint TTL
-// (default 8 days, beyond the 7 days a backup activity may be retried) are deleted, their
-// packs then condemned; dead leases are deleted. Every GC run is audited (gc).
+// Checkpoints and run records of runs without a live lease whose state is older than the
+// checkpoint TTL (default 8 days, beyond the 7 days a backup activity may be retried) are
+// deleted, their packs then condemned; dead leases are deleted. Every GC run is audited (gc).
 //
 // # Copy
 //

@@ -34,6 +34,7 @@ const (
 	magicManifest   = "DRFM"
 	magicIndex      = "DRFI"
 	magicCheckpoint = "DRFC"
+	magicRunDone    = "DRFD"
 	preambleSize    = 4 + 1 + 4
 )
 
@@ -57,6 +58,7 @@ const (
 	aadIndex      = "drflow pack index v1\x00"
 	aadFrame      = "drflow manifest frame v1\x00"
 	aadCheckpoint = "drflow checkpoint v1\x00"
+	aadRunDone    = "drflow run done v1\x00"
 	gearKeyInput  = "drflow fastcdc gear key v1"
 )
 
@@ -72,6 +74,7 @@ func pointKey(ds, id string) string       { return pointsPrefix(ds) + id }
 func catalogKey(ds, id string) string     { return catalogPrefix(ds) + id + ".json" }
 func runPrefix(ds, run string) string     { return checkpointsPrefix(ds) + run + "/" }
 func checkpointKey(ds, run string) string { return runPrefix(ds, run) + "state" }
+func runDoneKey(ds, run string) string    { return runPrefix(ds, run) + "done" }
 func framePartKey(ds, run string, idx uint32) string {
 	return fmt.Sprintf("%sframes/%08d", runPrefix(ds, run), idx)
 }

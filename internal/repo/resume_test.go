@@ -68,7 +68,8 @@ func TestResumeFromCheckpoint(t *testing.T) {
 			assert.Equal(t, total, res.Totals.Bytes)
 			assert.Equal(t, int64(len(files)), res.Entries)
 			assert.Equal(t, src.asOf, res.Point.DataAsOf, "a resumed point keeps the first attempt's DataAsOf")
-			assert.Empty(t, listAll(t, f.store, runPrefix("customers", "nightly-1")), "the checkpoint is deleted")
+			assert.Equal(t, []string{runDoneKey("customers", "nightly-1")}, listAll(t, f.store, runPrefix("customers", "nightly-1")),
+				"the checkpoint is deleted, the run record stays")
 
 			h, err := f.repo.Manifest(context.Background(), res.Point.ID)
 			require.NoError(t, err)
@@ -120,7 +121,7 @@ func TestResumeAfterManifestWritten(t *testing.T) {
 	assert.Equal(t, done.Point.ID, res.Point.ID)
 	assert.Equal(t, done.ManifestHash, res.ManifestHash)
 	assert.Zero(t, res.BytesRead)
-	assert.Empty(t, listAll(t, f.store, runPrefix("customers", "r")))
+	assert.Equal(t, []string{runDoneKey("customers", "r")}, listAll(t, f.store, runPrefix("customers", "r")))
 	points, err := f.repo.Points(context.Background())
 	require.NoError(t, err)
 	assert.Len(t, points, 1)
@@ -191,4 +192,54 @@ func TestManifestWriterBoundaries(t *testing.T) {
 	assert.Equal(t, "b", w.closed[2].lastPath)
 	assert.Equal(t, framePos{Frame: 4}, w.closed[2].boundary)
 	assert.Equal(t, uint32(4), w.idx)
+}
+
+// A run whose attempt wrote its restore point without ever checkpointing (a small backup), then
+// died before it reported: the retried attempt finds the run record and reports the same
+// point. Without it the retry would write a second restore point of one run.
+func TestRetryAfterPointWrittenWithoutCheckpoint(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	files := tree(1)
+	src := newMemSource(files)
+	first := f.backup(src, BackupOptions{RunID: "sched-1"})
+	assert.Equal(t, []string{runDoneKey("customers", "sched-1")}, listAll(t, f.store, runPrefix("customers", "sched-1")))
+
+	src.set(tree(2)) // the source changed meanwhile: the retry must not read it
+	again := f.backup(src, BackupOptions{RunID: "sched-1"})
+	assert.Equal(t, first.Point.ID, again.Point.ID)
+	assert.Equal(t, first.ManifestHash, again.ManifestHash)
+	assert.True(t, again.Resumed)
+	assert.Zero(t, again.BytesRead)
+	points, err := f.repo.Points(context.Background())
+	require.NoError(t, err)
+	assert.Len(t, points, 1, "one run, one restore point")
+	f.restoreEqual(f.repo, again.Point.ID, files)
+
+	// Another run writes its own point.
+	other := f.backup(src, BackupOptions{RunID: "sched-2"})
+	assert.NotEqual(t, first.Point.ID, other.Point.ID)
+	assert.False(t, other.Resumed)
+}
+
+// A run record that does not open is ignored, as a damaged checkpoint is; one that names a
+// point that is gone (pruned, or never written) sends the run through a normal backup.
+func TestRunRecordDamagedOrStale(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	src := newMemSource(tree(1))
+	first := f.backup(src, BackupOptions{RunID: "r"})
+
+	record := readObject(t, f.store, runDoneKey("customers", "r"))
+	record[len(record)-1] ^= 1
+	writeObject(t, f.store, runDoneKey("customers", "r"), record)
+	damaged := f.backup(src, BackupOptions{RunID: "r"})
+	assert.NotEqual(t, first.Point.ID, damaged.Point.ID, "a record that does not authenticate is not trusted")
+	assert.False(t, damaged.Resumed)
+
+	// The record now names damaged's point; once that point is gone the run backs up anew.
+	require.NoError(t, f.store.Delete(context.Background(), pointKey("customers", damaged.Point.ID)))
+	stale := f.backup(src, BackupOptions{RunID: "r"})
+	assert.NotEqual(t, damaged.Point.ID, stale.Point.ID)
+	assert.False(t, stale.Resumed)
 }
