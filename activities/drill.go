@@ -71,6 +71,11 @@ func (a *Activities) Drill(ctx context.Context, in DrillActivityInput) (DrillAct
 	if err != nil {
 		return DrillActivityResult{}, err
 	}
+	// A drill writes plaintext where the copy is: from an encrypted copy or a copy outside
+	// the home jurisdiction it is refused, and audited, as a restore is.
+	if err := a.checkPlaintextRestore(ctx, ds, loc); err != nil {
+		return DrillActivityResult{}, err
+	}
 	r, err := a.repo(ds, loc)
 	if err != nil {
 		return DrillActivityResult{}, err

@@ -352,3 +352,31 @@ func TestRegionWorkerOpensReplicaTargetsOfItsDatasets(t *testing.T) {
 		})
 	}
 }
+
+// TestDrillFromCopyAbroadRefused: a drill writes plaintext where its copy is, so a drill of the
+// encrypted US copy is refused by policy and audited, while one of the full EU copy runs.
+func TestDrillFromCopyAbroadRefused(t *testing.T) {
+	f := newReplFixture(t)
+	a, rec := f.activities(t)
+	env := activityEnv(a)
+	pt := backup(t, env, a, "run-1").Point
+	for _, dest := range []string{"eu-replica", "us-replica"} {
+		p, err := planReplication(t, a, dest)
+		require.NoError(t, err)
+		_, err = replicate(a, ReplicateActivityInput{Dataset: "files", Point: pt, Location: dest, Mode: p.Mode, LegalBasis: p.Mechanism})
+		require.NoError(t, err)
+	}
+
+	res, err := drill(env, a, DrillActivityInput{Dataset: "files", Point: pt, Location: "eu-replica"})
+	require.NoError(t, err)
+	assert.True(t, res.Verified)
+
+	_, err = drill(env, a, DrillActivityInput{Dataset: "files", Point: pt, Location: "us-replica"})
+	assertNonRetryable(t, err, ErrTypePolicyDenied)
+	assert.Contains(t, err.Error(), "plaintext restore of dataset files from us-replica (US) refused")
+	evs := rec.events(audit.KindRestore)
+	require.NotEmpty(t, evs)
+	last := evs[len(evs)-1]
+	assert.Equal(t, audit.OutcomeDenied, last.Outcome)
+	assert.Equal(t, "us-replica", last.Location)
+}

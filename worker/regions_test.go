@@ -149,8 +149,8 @@ func TestRegionalWorkers(t *testing.T) {
 
 	// 2. Drills from replicas. The EU full copy (eu-replica) and the US dataset's own copy
 	// (us-replica) restore and verify on their regions' workers. A drill of the EU dataset
-	// from its encrypted copy in the US runs where that copy is, on the US worker, which
-	// holds no EU key: it fails there, at once and for good.
+	// from its encrypted copy in the US would write plaintext where that copy is: the US
+	// worker refuses it by policy, at once and for good, and audits the refusal.
 	t0 = time.Now()
 	drillFrom := func(ds, loc string) client.WorkflowRun {
 		return start(workflows.DrillWorkflowID(ds)+"-from-"+loc, workflows.RestoreDrillWorkflow,
@@ -167,9 +167,9 @@ func TestRegionalWorkers(t *testing.T) {
 	err := abroad.Get(ctx, nil)
 	var appErr *temporal.ApplicationError
 	require.ErrorAs(t, err, &appErr, "a drill of the EU dataset on the US worker must fail")
-	assert.Equal(t, activities.ErrTypeNotServed, appErr.Type())
+	assert.Equal(t, activities.ErrTypePolicyDenied, appErr.Type())
 	assert.True(t, appErr.NonRetryable())
-	assert.Contains(t, appErr.Error(), "this worker holds no key of jurisdiction EU")
+	assert.Contains(t, appErr.Error(), "plaintext restore of dataset files from us-replica (US) refused")
 	drills := time.Since(t0)
 
 	// 3. The US worker dies (SIGKILL). A US backup started now waits, scheduled on the US
@@ -362,8 +362,12 @@ func TestRegionalWorkers(t *testing.T) {
 	assert.Positive(t, euKEK, "the EU log has the EU KEK's operations")
 	assert.Equal(t, 2, usCopies, "the EU log has both encrypted copies into the US")
 	for w, primary := range map[*regionWorker]string{us: "us-primary", ap: "ap-primary"} {
-		own := 0
+		own, denied := 0, 0
 		for _, ev := range auditEvents(t, ctx, d, w, primary) {
+			if ev.Kind == audit.KindRestore && ev.Outcome == audit.OutcomeDenied && ev.Dataset == "files" {
+				denied++ // the refused drill of the EU dataset from its US copy
+				continue
+			}
 			assert.NotEqual(t, "files", ev.Dataset, "%s log: %+v", w.region, ev)
 			assert.NotContains(t, ev.KeyID, "eu-kek", "%s log: %+v", w.region, ev)
 			if ev.Kind == audit.KindKey {
@@ -372,6 +376,11 @@ func TestRegionalWorkers(t *testing.T) {
 			}
 		}
 		assert.Positive(t, own, "%s log has its own key operations", w.region)
+		if w == us {
+			assert.Equal(t, 1, denied, "the US log has the refused drill")
+		} else {
+			assert.Zero(t, denied, "%s log", w.region)
+		}
 	}
 	for _, w := range []*regionWorker{us, ap} {
 		log, err := os.ReadFile(w.logPath)

@@ -25,16 +25,22 @@ import (
 const (
 	crashDataset  = "files"
 	crashFiles    = 8
-	crashFileSize = 2 << 20
-	crashKeepLast = 3
-	// crashKillWithin bounds the random moment of the kill after the runs start; the runs
-	// take a few seconds each, so kills land in every phase of every kind of run.
-	crashKillWithin = 4 * time.Second
+	crashFileSize = 4 << 20
+	crashKeepLast = 2
+	// crashKillWithin bounds the random moment of the kill once the trial's target activity
+	// is running.
+	crashKillWithin = 300 * time.Millisecond
 	crashTrialLimit = 6 * time.Minute
 )
 
+// crashTargets are the data activities a trial's kill aims at, one per kind of run: the
+// backup, its copies to the replicas, retention (prune and GC), the drill and the hold
+// placement of the runbook.
+var crashTargets = []string{"Backup", "Replicate", "Retention", "Drill", "PlaceHold"}
+
 // crashLocations are where restore points live: the primary and the two data replicas (the
-// APAC catalog holds metadata only).
+// APAC catalog holds metadata only). Drills run from the first two: the US copy is encrypted
+// abroad, and a drill there (plaintext in the US) is refused by policy.
 var crashLocations = []string{"eu-primary", "eu-replica", "us-replica"}
 
 // TestChaosCrash kills the real drflow-worker process with SIGKILL at a random moment while a
@@ -50,10 +56,11 @@ func TestChaosCrash(t *testing.T) {
 	rewriteFiles(t, p.d.Source, plan.Rand(-1), namesOf(crashFiles), crashFileSize)
 
 	l := &crashLedger{p: p, reported: map[string]time.Time{}, held: map[string]bool{}, verified: map[string]bool{},
-		interrupted: map[string]int{}}
+		interrupted: map[string]int{}, hits: map[string]int{}, unreported: map[string]bool{}}
 	ctx := context.Background()
-	first := l.backup(ctx)
-	t.Logf("setup: first restore point %s", first)
+	for range crashKeepLast {
+		t.Logf("setup: restore point %s", l.backup(ctx))
+	}
 
 	sum := Summary{Plan: plan}
 	for i := range plan.Trials {
@@ -62,7 +69,8 @@ func TestChaosCrash(t *testing.T) {
 	// At the end, every point at every location is checked in full once more.
 	l.verified = map[string]bool{}
 	l.check(ctx, &sum, true)
-	sum.Notes = append(sum.Notes, fmt.Sprintf("kills=%d", sum.Trials), fmt.Sprintf("interrupted=%s", l.interruptedNote()),
+	sum.Notes = append(sum.Notes, fmt.Sprintf("kills=%d", sum.Trials), fmt.Sprintf("targets_hit=%s", countsNote(l.hits)),
+		fmt.Sprintf("pending_at_kill=%s", countsNote(l.interrupted)),
 		fmt.Sprintf("resumed_backups=%d", l.resumed), fmt.Sprintf("duplicates=%d", l.duplicates),
 		fmt.Sprintf("holds=%d", len(l.holds)), fmt.Sprintf("points_pruned=%d", l.pruned))
 	Report(t, sum)
@@ -83,8 +91,10 @@ type crashLedger struct {
 	// verified are location/point pairs already verified in full.
 	verified    map[string]bool
 	interrupted map[string]int // activity types pending at a kill
+	hits        map[string]int // target activities seen running just before their kill
 	resumed     int
 	duplicates  int
+	unreported  map[string]bool // location/point of points no backup reported, counted once
 	pruned      int
 }
 
@@ -114,7 +124,7 @@ func (l *crashLedger) trial(ctx context.Context, i int, rng *rand.Rand, sum *Sum
 	defer cancel()
 	names := namesOf(crashFiles)
 	rng.Shuffle(len(names), func(a, b int) { names[a], names[b] = names[b], names[a] })
-	rewriteFiles(t, p.d.Source, rng, names[:1+rng.IntN(3)], crashFileSize)
+	rewriteFiles(t, p.d.Source, rng, names[:2+rng.IntN(3)], crashFileSize)
 	points, err := p.points(ctx, crashDataset, "eu-primary")
 	require.NoError(t, err)
 	require.NotEmpty(t, points)
@@ -132,7 +142,7 @@ func (l *crashLedger) trial(ctx context.Context, i int, rng *rand.Rand, sum *Sum
 	var hold workflows.RunbookResult
 	start("backup", workflows.BackupWorkflowID(crashDataset), workflows.BackupWorkflow, workflows.BackupInput{Dataset: crashDataset}, &backup)
 	start("retention", workflows.RetentionWorkflowID(crashDataset), workflows.RetentionWorkflow, workflows.RetentionInput{Dataset: crashDataset}, &retention)
-	drillFrom := crashLocations[rng.IntN(len(crashLocations))]
+	drillFrom := crashLocations[rng.IntN(2)]
 	start("drill", workflows.DrillWorkflowID(crashDataset), workflows.RestoreDrillWorkflow,
 		workflows.DrillInput{Dataset: crashDataset, Location: drillFrom}, &drill)
 	holdName := ""
@@ -143,8 +153,14 @@ func (l *crashLedger) trial(ctx context.Context, i int, rng *rand.Rand, sum *Sum
 	}
 	sum.Runs += len(runs)
 
-	// The fault: a SIGKILL at a random moment, then a new worker process at once.
+	// The fault: a SIGKILL at a random moment of the target activity (or, if it finished
+	// before it was seen running, wherever the runs are then), then a new worker process.
+	target := crashTargets[rng.IntN(len(crashTargets)-1)]
+	if holdName != "" && rng.IntN(len(crashTargets)) == 0 {
+		target = "PlaceHold"
+	}
 	delay := time.Duration(rng.Int64N(int64(crashKillWithin)))
+	hit := l.awaitRunning(ctx, runs, target)
 	select {
 	case <-time.After(delay):
 	case <-ctx.Done():
@@ -153,6 +169,9 @@ func (l *crashLedger) trial(ctx context.Context, i int, rng *rand.Rand, sum *Sum
 	l.notePending(ctx, runs)
 	p.killWorker()
 	p.startWorker(2 * time.Second)
+	if hit {
+		l.hits[target]++
+	}
 
 	for _, r := range runs {
 		err := r.run.Get(ctx, r.out)
@@ -174,8 +193,8 @@ func (l *crashLedger) trial(ctx context.Context, i int, rng *rand.Rand, sum *Sum
 		l.held[newest] = true
 		l.holds = append(l.holds, holdName)
 	}
-	t.Logf("trial %d: kill after %s; backup %s (resumed %v), retention pruned %d, drill from %s of %s in %.1fs, hold %q",
-		i, delay.Round(time.Millisecond), backup.RestorePoint, backup.Resumed, len(retention.Pruned), drillFrom, drill.RestorePoint,
+	t.Logf("trial %d: kill %s into %s (seen running: %v); backup %s (resumed %v), retention pruned %d, drill from %s of %s in %.1fs, hold %q",
+		i, delay.Round(time.Millisecond), target, hit, backup.RestorePoint, backup.Resumed, len(retention.Pruned), drillFrom, drill.RestorePoint,
 		drill.RTOSeconds, holdName)
 	l.check(ctx, sum, false)
 }
@@ -217,7 +236,8 @@ func (l *crashLedger) check(ctx context.Context, sum *Summary, all bool) {
 		present := map[string]bool{}
 		for _, pt := range points {
 			present[pt.ID] = true
-			if _, ok := l.reported[pt.ID]; !ok {
+			if _, ok := l.reported[pt.ID]; !ok && !l.unreported[loc+"/"+pt.ID] {
+				l.unreported[loc+"/"+pt.ID] = true
 				l.duplicates++
 				t.Errorf("seed %d: %s holds point %s that no completed backup reported", sum.Seed, loc, pt.ID)
 			}
@@ -267,15 +287,66 @@ func (l *crashLedger) mustExist() []string {
 	return slices.Sorted(maps.Keys(keep))
 }
 
-func (l *crashLedger) interruptedNote() string {
-	if len(l.interrupted) == 0 {
+// countsNote renders counts by name as "a:1,b:2", or "none".
+func countsNote(counts map[string]int) string {
+	if len(counts) == 0 {
 		return "none"
 	}
 	var parts []string
-	for _, k := range slices.Sorted(maps.Keys(l.interrupted)) {
-		parts = append(parts, fmt.Sprintf("%s:%d", strings.ReplaceAll(k, " ", "_"), l.interrupted[k]))
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		parts = append(parts, fmt.Sprintf("%s:%d", strings.ReplaceAll(k, " ", "_"), counts[k]))
 	}
 	return strings.Join(parts, ",")
+}
+
+// awaitRunning watches the runs (and their child workflows) until an activity of type name
+// is running on the worker, and reports whether it saw one before every run had passed it.
+func (l *crashLedger) awaitRunning(ctx context.Context, runs []crashRun, name string) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		running, open := l.scan(ctx, runs, name)
+		if running {
+			return true
+		}
+		if !open {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+}
+
+// scan reports whether an activity of type name is running in the runs or their children,
+// and whether any run is still open.
+func (l *crashLedger) scan(ctx context.Context, runs []crashRun, name string) (running, open bool) {
+	var visit func(id, runID string, depth int)
+	visit = func(id, runID string, depth int) {
+		d, err := l.p.c.DescribeWorkflowExecution(ctx, id, runID)
+		if err != nil || d.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			return
+		}
+		open = true
+		for _, a := range d.GetPendingActivities() {
+			if a.GetActivityType().GetName() == name && a.GetState() == enums.PENDING_ACTIVITY_STATE_STARTED {
+				running = true
+			}
+		}
+		for _, c := range d.GetPendingChildren() {
+			if depth > 0 {
+				visit(c.GetWorkflowId(), c.GetRunId(), depth-1)
+			}
+		}
+	}
+	for _, r := range runs {
+		visit(r.run.GetID(), r.run.GetRunID(), 2)
+	}
+	return running, open
 }
 
 // holdPlaceRunbook is the runbook `drflow hold place NAME --point POINT` runs.

@@ -21,7 +21,7 @@ func TestChaosTemporalRestart(t *testing.T) {
 	p := newProcDeploy(t, procDeployOptions{Dataset: crashDataset, KeepLast: crashKeepLast, GCGrace: time.Hour})
 	rewriteFiles(t, p.d.Source, plan.Rand(-1), namesOf(crashFiles), crashFileSize)
 	l := &crashLedger{p: p, reported: map[string]time.Time{}, held: map[string]bool{}, verified: map[string]bool{},
-		interrupted: map[string]int{}}
+		interrupted: map[string]int{}, hits: map[string]int{}, unreported: map[string]bool{}}
 	ctx := context.Background()
 	l.backup(ctx)
 
@@ -31,7 +31,7 @@ func TestChaosTemporalRestart(t *testing.T) {
 		downtime += l.restartTrial(ctx, i, &sum)
 	}
 	sum.Notes = append(sum.Notes, fmt.Sprintf("restarts=%d", sum.Trials), fmt.Sprintf("mean_downtime=%.1fs", downtime.Seconds()/float64(sum.Trials)),
-		fmt.Sprintf("interrupted=%s", l.interruptedNote()), fmt.Sprintf("duplicates=%d", l.duplicates))
+		fmt.Sprintf("pending_at_restart=%s", countsNote(l.interrupted)), fmt.Sprintf("duplicates=%d", l.duplicates))
 	Report(t, sum)
 	require.Zero(t, sum.Lost, "restore points lost (seed %d)", plan.Seed)
 	require.Zero(t, sum.Corrupt, "restore points corrupt (seed %d)", plan.Seed)
