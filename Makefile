@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 PKGS  ?= ./...
 
-.PHONY: demo test tools services vet fmt-check unit build fuzz bench clean
+.PHONY: demo test tools services vet fmt-check unit build fuzz bench chaos clean
 
 ## demo: drflow on this machine — the Temporal dev server with its Web UI, one worker, the
 ## schedules, a backup and a restore drill (scripts/demo.sh); Ctrl-C stops it all.
@@ -49,6 +49,16 @@ fuzz:
 BENCHSIZE ?= 2GiB
 bench:
 	$(GO) run ./starter bench --size $(BENCHSIZE)
+
+## chaos: every fault-injection trial family of internal/chaos at its full count (crash,
+## storage, corruption, temporal) with a new seed unless SEED=N is given, then one summary line
+## per family (kept in var/chaos/summary.txt). `make test` runs a few trials of each, seed 1.
+SEED ?= $(shell date +%s)
+chaos: tools
+	@mkdir -p var/chaos && rm -f var/chaos/summary.txt
+	@DRFLOW_CHAOS_FULL=1 DRFLOW_CHAOS_SEED=$(SEED) DRFLOW_CHAOS_REPORT=$(CURDIR)/var/chaos/summary.txt \
+		$(GO) test -count=1 -timeout 90m -run '^TestChaos' ./internal/chaos/; status=$$?; \
+	echo "== chaos summary (seed $(SEED)) =="; cat var/chaos/summary.txt 2>/dev/null; exit $$status
 
 clean:
 	rm -rf .tools var
