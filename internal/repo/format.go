@@ -148,7 +148,13 @@ func parsePreamble(b []byte, magic string) (uint32, error) {
 	if b[4] != formatVersion {
 		return 0, fmt.Errorf("%w: %s version %d, this drflow reads version %d", ErrFormat, magic, b[4], formatVersion)
 	}
-	return binary.BigEndian.Uint32(b[5:9]), nil
+	epoch := binary.BigEndian.Uint32(b[5:9])
+	if epoch == 0 {
+		// No writer seals under epoch 0: the preamble is damaged (the key manager would
+		// otherwise reject the epoch as an invalid argument, as if the caller had erred).
+		return 0, fmt.Errorf("%w: %s key epoch 0 (epochs start at 1)", ErrFormat, magic)
+	}
+	return epoch, nil
 }
 
 // blobAAD binds a blob to its chunk ID and flags, so that a blob cannot be served for another
@@ -200,14 +206,17 @@ func sealIndex(dk *keys.DataKey, id packID, entries []indexEntry) []byte {
 }
 
 // openIndex authenticates and decodes an index object. key returns the data key of an epoch.
+// Every error names the pack: the epoch comes from the object's clear preamble, so a damaged
+// preamble shows up as a data key that does not exist, which must point at the index rather
+// than at the dataset's keys.
 func openIndex(obj []byte, id packID, key func(uint32) (*keys.DataKey, error)) (uint32, []indexEntry, error) {
 	epoch, err := parsePreamble(obj, magicIndex)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, fmt.Errorf("index of pack %s: %w", id, err)
 	}
 	dk, err := key(epoch)
 	if err != nil {
-		return epoch, nil, err
+		return epoch, nil, fmt.Errorf("index of pack %s: %w", id, err)
 	}
 	body, err := dk.Open(nil, obj[preambleSize:], indexAAD(obj[:preambleSize], id))
 	if err != nil {
