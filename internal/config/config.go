@@ -55,6 +55,10 @@ type Config struct {
 	Datasets      []Dataset
 	// Approvers are the approver groups that runbook approval gates name.
 	Approvers []ApproverGroup
+	// CodecKeyFile is the payload keyring (internal/codec) that encrypts every payload drflow
+	// sends to Temporal; empty sends them in the clear. The environment variable
+	// DRFLOW_CODEC_KEY_FILE, when set, names it instead (see PayloadKeyFile).
+	CodecKeyFile string
 
 	// Indexes into the slices above, built once by Parse.
 	regions       map[string]string // region -> jurisdiction
@@ -388,4 +392,17 @@ func lookup[T any](items []T, idx map[string]int, name string) (T, bool) {
 		return zero, false
 	}
 	return items[i], true
+}
+
+// EnvCodecKeyFile names the payload keyring instead of the configuration's codec.key_file.
+const EnvCodecKeyFile = "DRFLOW_CODEC_KEY_FILE"
+
+// PayloadKeyFile is the payload keyring every drflow process of the deployment uses: the
+// environment's DRFLOW_CODEC_KEY_FILE if set, else the configuration's codec.key_file, else ""
+// (no codec).
+func (c *Config) PayloadKeyFile() string {
+	if v := os.Getenv(EnvCodecKeyFile); v != "" {
+		return v
+	}
+	return c.CodecKeyFile
 }

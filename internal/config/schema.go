@@ -13,6 +13,12 @@ type fileConfig struct {
 	Tiers         []fileTier         `yaml:"tiers"`
 	Datasets      []fileDataset      `yaml:"datasets"`
 	Approvers     []fileApprovers    `yaml:"approvers"`
+	Codec         *fileCodec         `yaml:"codec"`
+}
+
+// fileCodec names the payload keyring that encrypts what drflow sends to Temporal.
+type fileCodec struct {
+	KeyFile string `yaml:"key_file"`
 }
 
 type fileApprovers struct {

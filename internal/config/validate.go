@@ -58,6 +58,7 @@ func (c *checker) check(f *fileConfig, baseDir string) *Config {
 	c.checkTiers(f.Tiers, cfg)
 	c.checkDatasets(f.Datasets, cfg)
 	c.checkApprovers(f.Approvers, cfg)
+	c.checkCodec(f.Codec, cfg)
 	if baseDir != "" {
 		resolvePaths(cfg, baseDir)
 	}
@@ -81,6 +82,19 @@ func resolvePaths(cfg *Config, baseDir string) {
 	for i := range cfg.Datasets {
 		cfg.Datasets[i].Source.Path = abs(cfg.Datasets[i].Source.Path)
 	}
+	cfg.CodecKeyFile = abs(cfg.CodecKeyFile)
+}
+
+// checkCodec checks the codec section: a keyring file, never a key.
+func (c *checker) checkCodec(f *fileCodec, cfg *Config) {
+	if f == nil {
+		return
+	}
+	if strings.TrimSpace(f.KeyFile) == "" {
+		c.addf("codec.key_file", "is required: the payload keyring file (create one with drflow codec-key create --file PATH); leave out the codec section to send payloads in the clear")
+		return
+	}
+	cfg.CodecKeyFile = f.KeyFile
 }
 
 // checkName checks an item's name and registers the item under it in idx (first one wins).

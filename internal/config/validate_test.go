@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -334,4 +336,29 @@ func TestApproverGroups(t *testing.T) {
 			assert.Positive(t, fe.Line, "the error names a line")
 		})
 	}
+}
+
+func TestCodecSection(t *testing.T) {
+	t.Setenv(EnvCodecKeyFile, "")
+	cfg, err := Parse([]byte(baseYAML))
+	require.NoError(t, err)
+	assert.Empty(t, cfg.PayloadKeyFile(), "no codec section: payloads in the clear")
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "drflow.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(baseYAML+"codec:\n  key_file: keys/payload.keyring\n"), 0o600))
+	cfg, err = Load(path)
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(dir, "keys", "payload.keyring"), cfg.PayloadKeyFile(), "relative to the file")
+
+	t.Setenv(EnvCodecKeyFile, "/run/secrets/drflow-payload.keyring")
+	assert.Equal(t, "/run/secrets/drflow-payload.keyring", cfg.PayloadKeyFile(), "the environment wins")
+
+	_, err = Parse([]byte(baseYAML + "codec:\n  key_file: \"\"\n"))
+	var fe *FieldError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "codec.key_file", fe.Path)
+	assert.Contains(t, fe.Msg, "drflow codec-key create")
+	_, err = Parse([]byte(baseYAML + "codec:\n  key: c2VjcmV0\n"))
+	assert.ErrorContains(t, err, "key", "a key in the configuration is refused as an unknown field")
 }
