@@ -58,6 +58,9 @@ func commands() map[string]command {
 		"hold release":     {"release a legal hold once a second person approves", holdReleaseCmd},
 		"hold list":        {"the legal holds of a dataset, read from its stores", holdListCmd},
 		"hold show":        {"every object of a hold and its hold state per location, read back from the stores", holdShowCmd},
+		"codec-key create": {"create the payload keyring that encrypts what drflow sends to Temporal", codecKeyCreateCmd},
+		"codec-key rotate": {"add a payload key and make it active; older payloads stay readable", codecKeyRotateCmd},
+		"codec-server":     {"serve /NAMESPACE/encode and /decode for the Web UI and the temporal CLI", codecServerCmd},
 	}
 }
 

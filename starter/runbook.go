@@ -131,7 +131,7 @@ func runRunbook(ctx context.Context, e *env, wf workflowFlags, in workflows.Runb
 	if err := in.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	c, err := dialTemporal(ctx, *wf.temporalAddress, *wf.namespace, *wf.dialTimeout)
+	c, err := dialTemporal(ctx, *wf.config, *wf.temporalAddress, *wf.namespace, *wf.dialTimeout)
 	if err != nil {
 		return err
 	}
@@ -327,7 +327,7 @@ func runbookStatusCmd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := dialTemporal(ctx, *wf.temporalAddress, *wf.namespace, *wf.dialTimeout)
+	c, err := dialTemporal(ctx, *wf.config, *wf.temporalAddress, *wf.namespace, *wf.dialTimeout)
 	if err != nil {
 		return err
 	}
@@ -361,7 +361,7 @@ func runbookApproveCmd(ctx context.Context, e *env, args []string) error {
 	if *gate == "" {
 		return fmt.Errorf("%w: --gate is required (drflow runbook status %s shows the open gates)", errUsage, id)
 	}
-	c, err := dialTemporal(ctx, *wf.temporalAddress, *wf.namespace, *wf.dialTimeout)
+	c, err := dialTemporal(ctx, *wf.config, *wf.temporalAddress, *wf.namespace, *wf.dialTimeout)
 	if err != nil {
 		return err
 	}
@@ -400,7 +400,7 @@ func runbookListCmd(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(tw, "  %s\t%s\n", name, firstSentence(rb.Description))
 	}
 	_ = tw.Flush()
-	c, err := dialTemporal(ctx, *wf.temporalAddress, *wf.namespace, min(*wf.dialTimeout, 3*time.Second))
+	c, err := dialTemporal(ctx, *wf.config, *wf.temporalAddress, *wf.namespace, min(*wf.dialTimeout, 3*time.Second))
 	if err != nil {
 		fmt.Fprintf(e.stdout, "\nRuns: not listed (%v)\n", err)
 		return nil

@@ -64,7 +64,7 @@ func startScheduleCmd(ctx context.Context, e *env, verb, about string, args []st
 	if err != nil {
 		return sf, nil, nil, err
 	}
-	c, err := dialTemporal(ctx, *sf.temporalAddress, *sf.namespace, *sf.dialTimeout)
+	c, err := dialTemporal(ctx, *sf.config, *sf.temporalAddress, *sf.namespace, *sf.dialTimeout)
 	if err != nil {
 		return sf, nil, nil, err
 	}

@@ -127,7 +127,7 @@ is named, and its dataset's status then rests on Temporal's records alone.
 	if err != nil {
 		return err
 	}
-	c, err := dialTemporal(ctx, *address, *namespace, *dialTimeout)
+	c, err := dialTemporal(ctx, *path, *address, *namespace, *dialTimeout)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/drflow/drflow/activities"
+	"github.com/drflow/drflow/internal/codec"
 	"github.com/drflow/drflow/internal/config"
 	"github.com/drflow/drflow/workflows"
 )
@@ -100,15 +101,49 @@ func loadDataset(path, dataset string) error {
 	return fmt.Errorf("dataset %q is not in %s (known: %s)", dataset, path, list)
 }
 
-// dialTemporal connects to Temporal, giving up after timeout with an actionable message.
-func dialTemporal(ctx context.Context, address, namespace string, timeout time.Duration) (client.Client, error) {
+// temporalClient is a Temporal client and the data converter its payloads go through: the
+// deployment's payload codec when it has one.
+type temporalClient struct {
+	client.Client
+	dc converter.DataConverter
+}
+
+// dialTemporal connects to Temporal, giving up after timeout with an actionable message. The
+// payloads it sends and reads go through the payload codec of the configuration at cfgPath
+// (or DRFLOW_CODEC_KEY_FILE), so that they match what the workers send and read.
+func dialTemporal(ctx context.Context, cfgPath, address, namespace string, timeout time.Duration) (*temporalClient, error) {
+	dc, err := payloadConverter(cfgPath)
+	if err != nil {
+		return nil, err
+	}
 	dialCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c, err := client.DialContext(dialCtx, client.Options{HostPort: address, Namespace: namespace, Logger: quietLogger{}})
+	c, err := client.DialContext(dialCtx, client.Options{HostPort: address, Namespace: namespace, Logger: quietLogger{}, DataConverter: dc})
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach Temporal at %s (is the server running? set --temporal-address or TEMPORAL_ADDRESS): %w", address, err)
 	}
-	return c, nil
+	return &temporalClient{Client: c, dc: dc}, nil
+}
+
+// payloadConverter is the data converter of the deployment whose configuration is at cfgPath:
+// the SDK's default one wrapped in the payload codec if the deployment has a payload keyring.
+func payloadConverter(cfgPath string) (converter.DataConverter, error) {
+	keyFile := os.Getenv(config.EnvCodecKeyFile)
+	if keyFile == "" && cfgPath != "" {
+		cfg, err := config.Load(cfgPath)
+		if err != nil {
+			return nil, err
+		}
+		keyFile = cfg.PayloadKeyFile()
+	}
+	if keyFile == "" {
+		return converter.GetDefaultDataConverter(), nil
+	}
+	c, err := codec.Open(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return c.DataConverter(), nil
 }
 
 // runID returns a workflow ID for a run started now: base plus a UTC time suffix, so that
@@ -207,7 +242,7 @@ func printJSON(e *env, v any) error {
 // base. Without --wait it returns done=false once the workflow is started; with --wait it
 // follows the workflow's progress, stores its result in result and returns done=true.
 func startWorkflow(ctx context.Context, e *env, wf workflowFlags, base string, wfn, input, result any) (done bool, err error) {
-	c, err := dialTemporal(ctx, *wf.temporalAddress, *wf.namespace, *wf.dialTimeout)
+	c, err := dialTemporal(ctx, *wf.config, *wf.temporalAddress, *wf.namespace, *wf.dialTimeout)
 	if err != nil {
 		return false, err
 	}
@@ -236,7 +271,7 @@ func startWorkflow(ctx context.Context, e *env, wf workflowFlags, base string, w
 
 // waitForResult prints the workflow's phase to stderr whenever it changes, until the
 // workflow finishes, then stores its result in result.
-func waitForResult(ctx context.Context, e *env, c client.Client, run client.WorkflowRun, result any) error {
+func waitForResult(ctx context.Context, e *env, c *temporalClient, run client.WorkflowRun, result any) error {
 	resCh := make(chan error, 1)
 	getCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -274,7 +309,7 @@ func waitForResult(ctx context.Context, e *env, c client.Client, run client.Work
 
 // queryProgress asks the workflow for its phase and, while it runs, its running data
 // activity's heartbeat details for the bytes done and ETA, which the workflow does not hold.
-func queryProgress(ctx context.Context, c client.Client, run client.WorkflowRun) (workflows.Progress, bool) {
+func queryProgress(ctx context.Context, c *temporalClient, run client.WorkflowRun) (workflows.Progress, bool) {
 	var p workflows.Progress
 	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
@@ -292,7 +327,7 @@ func queryProgress(ctx context.Context, c client.Client, run client.WorkflowRun)
 }
 
 // activityProgress is the last heartbeat of the workflow's running data activity, if any.
-func activityProgress(ctx context.Context, c client.Client, run client.WorkflowRun) (activities.Progress, bool) {
+func activityProgress(ctx context.Context, c *temporalClient, run client.WorkflowRun) (activities.Progress, bool) {
 	desc, err := c.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
 	if err != nil {
 		return activities.Progress{}, false
@@ -302,8 +337,7 @@ func activityProgress(ctx context.Context, c client.Client, run client.WorkflowR
 			continue
 		}
 		var p activities.Progress
-		// dialTemporal's client uses the default data converter.
-		if converter.GetDefaultDataConverter().FromPayloads(pa.GetHeartbeatDetails(), &p) == nil {
+		if c.dc.FromPayloads(pa.GetHeartbeatDetails(), &p) == nil {
 			return p, true
 		}
 	}
