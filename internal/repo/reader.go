@@ -106,7 +106,7 @@ func (r *Repo) openReader(ctx context.Context, pointID string, concurrency int) 
 	}
 	h := sha256.New()
 	keyFor := newKeyCache(ctx, r.keys, r.store, r.dataset)
-	ms, err := openManifestStream(io.TeeReader(rc, h), r.dataset, pointID, dec, keyFor.get)
+	ms, err := openManifestStream(io.TeeReader(storeReader{rc}, h), r.dataset, pointID, dec, keyFor.get)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -294,35 +294,51 @@ func (rd *reader) fetchGroup(ctx context.Context, g *fetchGroup) int64 {
 			close(f.done)
 		}
 	}
-	buf := pool.get(int(n))
-	defer pool.put(buf)
-	rc, err := rd.r.store.Get(ctx, packKey(rd.r.dataset, g.pack.id), providers.GetOptions{Range: &providers.ByteRange{Offset: g.off, Length: n}})
-	switch {
-	case errors.Is(err, providers.ErrNotFound) && rd.collected(ctx, g.pack.id):
-		// Not damage: a GC deleted a duplicate copy after this restore loaded the index.
+	// A store that cannot be read now says nothing about the data: the error is not an
+	// IntegrityError, so the read stops and can be retried.
+	failRead := func(err error) {
 		for _, f := range g.chunks {
-			f.err = fmt.Errorf("%w: pack %s", ErrPackCollected, g.pack.id)
+			f.err = fmt.Errorf("read pack %s: %w", g.pack.id, err)
 			close(f.done)
 		}
-		return 0
-	case errors.Is(err, providers.ErrNotFound):
-		fail("pack missing", err)
-		return 0
-	case errors.Is(err, providers.ErrInvalidArgument):
-		fail("pack truncated", err)
-		return 0
-	case err != nil:
-		fail("read pack", err)
-		return 0
 	}
+	buf := pool.get(int(n))
+	defer pool.put(buf)
 	data := (*buf)[:n]
-	got, err := io.ReadFull(rc, data)
-	_ = rc.Close()
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		fail("read pack", err)
-		return int64(got)
+	var got int
+	for attempt := 1; ; attempt++ {
+		rc, err := rd.r.store.Get(ctx, packKey(rd.r.dataset, g.pack.id), providers.GetOptions{Range: &providers.ByteRange{Offset: g.off, Length: n}})
+		switch {
+		case errors.Is(err, providers.ErrNotFound) && rd.collected(ctx, g.pack.id):
+			// Not damage: a GC deleted a duplicate copy after this restore loaded the index.
+			for _, f := range g.chunks {
+				f.err = fmt.Errorf("%w: pack %s", ErrPackCollected, g.pack.id)
+				close(f.done)
+			}
+			return 0
+		case errors.Is(err, providers.ErrNotFound):
+			fail("pack missing", err)
+			return 0
+		case errors.Is(err, providers.ErrInvalidArgument):
+			fail("pack truncated", err)
+			return 0
+		case err != nil:
+			failRead(err)
+			return 0
+		}
+		got, err = io.ReadFull(storeReader{rc}, data)
+		_ = rc.Close()
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			if attempt < readAttempts && rereadable(ctx, err) {
+				continue
+			}
+			failRead(err)
+			return int64(got)
+		}
+		break
 	}
-	// A short read is a truncated pack: the blobs that arrived whole are still checked.
+	// The object ended before the range did: a truncated pack. The blobs that arrived whole
+	// are still checked.
 	aad := make([]byte, 0, len(aadBlob)+33)
 	for _, f := range g.chunks {
 		off := int64(f.loc.off) - g.off

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -234,7 +235,7 @@ func (r *Repo) openManifest(ctx context.Context, pointID string, concurrency int
 		dec.Close()
 	}
 	keyFor := newKeyCache(ctx, r.keys, r.store, r.dataset)
-	ms, err := openManifestStream(rc, r.dataset, pointID, dec, keyFor.get)
+	ms, err := openManifestStream(storeReader{rc}, r.dataset, pointID, dec, keyFor.get)
 	if err != nil {
 		closeFn()
 		return nil, nil, err
@@ -294,14 +295,51 @@ func (r *Repo) kekID() string {
 	return ""
 }
 
+// errReadCut is a read from a store that ended before the object did: the connection broke,
+// not the object, and a retry can succeed.
+var errReadCut = errors.New("store read cut short")
+
+// storeReader reads an object from a store. A transport reports a body cut short by the
+// connection as io.ErrUnexpectedEOF, which io.ReadFull also makes of an object that ends
+// early; storeReader turns the first into errReadCut, so that only an object that really is
+// short (a clean io.EOF) counts as truncated, which is damage, not bad luck.
+type storeReader struct{ r io.Reader }
+
+func (s storeReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF && errors.Is(err, io.ErrUnexpectedEOF) {
+		err = fmt.Errorf("%w (%v)", errReadCut, err)
+	}
+	return n, err
+}
+
+// readAttempts is how often a read that the connection broke off is tried: the stores' SDKs
+// retry requests that fail, but not a body that ends early, and one such read would
+// otherwise fail a whole backup or restore that reads hundreds of objects.
+const readAttempts = 3
+
+// rereadable reports whether a read failed because the connection broke mid-body.
+func rereadable(ctx context.Context, err error) bool {
+	return ctx.Err() == nil && (errors.Is(err, errReadCut) || errors.Is(err, syscall.ECONNRESET))
+}
+
 // readSmall reads a whole object of at most limit bytes.
 func readSmall(ctx context.Context, st providers.Store, key string, limit int64) ([]byte, error) {
+	for attempt := 1; ; attempt++ {
+		b, err := readSmallOnce(ctx, st, key, limit)
+		if err == nil || attempt == readAttempts || !rereadable(ctx, err) {
+			return b, err
+		}
+	}
+}
+
+func readSmallOnce(ctx context.Context, st providers.Store, key string, limit int64) ([]byte, error) {
 	rc, err := st.Get(ctx, key, providers.GetOptions{})
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	b, err := io.ReadAll(io.LimitReader(storeReader{rc}, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
