@@ -22,6 +22,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 port=${DRFLOW_DEMO_PORT:-7233}
 ui_port=${DRFLOW_DEMO_UI_PORT:-8233}
 metrics_port=${DRFLOW_DEMO_METRICS_PORT:-9464}
+codec_port=${DRFLOW_DEMO_CODEC_PORT:-8234}
 postgres_mode=${DRFLOW_DEMO_POSTGRES:-auto}
 address=127.0.0.1:$port
 ui=http://localhost:$ui_port
@@ -31,7 +32,7 @@ default_ui=http://localhost:8233
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 
-for p in "$port" "$ui_port" "$metrics_port"; do
+for p in "$port" "$ui_port" "$metrics_port" "$codec_port"; do
   [[ $p =~ ^[0-9]+$ ]] && ((p > 0 && p < 65536)) || die "ports must be numbers from 1 to 65535; got '$p'"
 done
 case $postgres_mode in auto | off) ;; *) die "DRFLOW_DEMO_POSTGRES must be auto or off; got '$postgres_mode'" ;; esac
@@ -46,6 +47,7 @@ check_port() { # port what variable
 check_port "$port" "Temporal frontend" DRFLOW_DEMO_PORT
 check_port "$ui_port" "Temporal Web UI" DRFLOW_DEMO_UI_PORT
 check_port "$metrics_port" "worker metrics" DRFLOW_DEMO_METRICS_PORT
+check_port "$codec_port" "codec server" DRFLOW_DEMO_CODEC_PORT
 
 demo=${DRFLOW_DEMO_DIR:-$root/var/demo}
 mkdir -p "$demo"
@@ -56,7 +58,7 @@ mkdir -p "$bin" "$logs"
 show() { case $1 in "$root"/*) printf '%s' "${1#"$root"/}" ;; *) printf '%s' "$1" ;; esac; }
 
 # --- processes: started in the background, stopped in reverse order on exit ---------------
-worker_pid= temporal_pid=
+worker_pid= temporal_pid= codec_pid=
 stop_pid() { # pid name
   [[ -n $1 ]] && kill -0 "$1" 2>/dev/null || return 0
   kill -TERM "$1" 2>/dev/null || true
@@ -75,7 +77,8 @@ cleanup() {
   if [[ -n $worker_pid$temporal_pid ]]; then say "stopping the worker and the Temporal dev server"; fi
   stop_pid "$worker_pid" drflow-worker
   stop_pid "$temporal_pid" "Temporal dev server"
-  worker_pid= temporal_pid=
+  stop_pid "$codec_pid" "codec server"
+  worker_pid= temporal_pid= codec_pid=
 }
 trap cleanup EXIT
 trap 'cleanup; say "stopped; history is kept in $(show "$demo/temporal.db")"; exit 0' INT TERM
@@ -193,6 +196,7 @@ fi
       /^[^ #]/ { skip = 0 }
       /^  - name: / { skip = ($3 == "orders-db" && keep != "yes") }
       !skip'
+  printf '\n# Every payload drflow sends to Temporal is sealed with this keyring (made on the first run).\ncodec:\n  key_file: keys/payload.keyring\n'
 } >"$cfg.tmp"
 mv "$cfg.tmp" "$cfg"
 if [[ $postgres == yes ]]; then
@@ -201,6 +205,26 @@ else
   say "leaving out the PostgreSQL dataset orders-db: $why_not"
 fi
 
+# --- payload codec --------------------------------------------------------------------------
+# Inputs, results and progress reach Temporal sealed (AES-256-GCM); the codec server lets the
+# Web UI show them decoded, for its own origin only.
+keyring=$demo/keys/payload.keyring
+if [[ ! -f $keyring ]]; then
+  say "creating the payload keyring $(show "$keyring"): what drflow sends to Temporal is sealed with it"
+  "$bin/drflow" codec-key create --file "$keyring" >/dev/null
+fi
+codec=http://127.0.0.1:$codec_port
+say "starting the codec server on $codec (the Web UI decodes drflow's payloads through it)"
+"$bin/drflow" codec-server --listen "127.0.0.1:$codec_port" --ui-origin "$ui,http://127.0.0.1:$ui_port" --config "$cfg" \
+  >"$logs/codec.log" 2>&1 &
+codec_pid=$!
+for i in $(seq 1 60); do # 30 s
+  kill -0 "$codec_pid" 2>/dev/null || { log_tail "$logs/codec.log"; die "the codec server exited"; }
+  port_busy "$codec_port" && break
+  ((i < 60)) || { log_tail "$logs/codec.log"; die "the codec server did not listen within 30s"; }
+  sleep 0.5
+done
+
 # --- Temporal dev server --------------------------------------------------------------------
 # drflow's search attributes (workflows.SearchAttributeDefinitions); the dev server registers
 # them at every start and accepts the ones already in the SQLite file.
@@ -208,7 +232,7 @@ search_attrs=(DrDataset=Keyword DrTier=Int DrKind=Keyword DrRpoSeconds=Double Dr
 sa_flags=()
 for a in "${search_attrs[@]}"; do sa_flags+=(--search-attribute "$a"); done
 say "starting the Temporal dev server on $address (Web UI $ui, history in $(show "$demo/temporal.db"))"
-"$temporal" server start-dev --ip 127.0.0.1 --port "$port" --ui-port "$ui_port" \
+"$temporal" server start-dev --ip 127.0.0.1 --port "$port" --ui-port "$ui_port" --ui-codec-endpoint "$codec" \
   --db-filename "$demo/temporal.db" --namespace default --log-level warn "${sa_flags[@]}" \
   >"$logs/temporal.log" 2>&1 &
 temporal_pid=$!
@@ -266,14 +290,15 @@ drflow demo is running.
   missed objectives:  $ui/namespaces/default/workflows?query=DrObjectivesMet%3Dfalse
   Temporal frontend:  $address (export TEMPORAL_ADDRESS=$address for drflow and temporal)
   worker metrics:     http://127.0.0.1:$metrics_port/metrics
+  codec server:       $codec (payloads in Temporal are sealed with $(show "$keyring"); the Web UI decodes them here)
   logs:               $(show "$logs")/
 Try another drill:    $(show "$bin/drflow") drill customers --wait --config $(show "$cfg") --temporal-address $address
 Run a runbook with an approval gate (a legal hold on every restore point of customers, released with a second person's approval):
   $(show "$bin/drflow") runbook run legal-hold --param dataset=customers --param hold=demo-$(date -u +%Y%m%d-%H%M%S) \\
       --param from=2000-01-01 --param to=2099-12-31 --param reason="demo matter" \\
       --as legal-counsel --config $(show "$cfg") --temporal-address $address
-  $(show "$bin/drflow") runbook status RUN_ID --temporal-address $address     (the RUN_ID it printed)
-  $(show "$bin/drflow") runbook approve RUN_ID --gate approve-release --as compliance-officer --temporal-address $address
+  $(show "$bin/drflow") runbook status RUN_ID --config $(show "$cfg") --temporal-address $address     (the RUN_ID it printed)
+  $(show "$bin/drflow") runbook approve RUN_ID --gate approve-release --as compliance-officer --config $(show "$cfg") --temporal-address $address
   (or on the run's page in the Web UI: More Actions → Send an Update, name approve, data {"gate":"approve-release","approver":"compliance-officer"})
   all runbook runs:   $ui/namespaces/default/workflows?query=DrKind%3D%22runbook%22
 Press Ctrl-C to stop everything (history is kept for the next run).

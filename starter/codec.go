@@ -69,7 +69,7 @@ func codecKeyCmd(e *env, args []string, verb, about string, do func(string, time
 func codecServerCmd(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "codec-server")
 	listen := fs.String("listen", "127.0.0.1:8081", "host:port to serve on")
-	uiOrigin := fs.String("ui-origin", "http://localhost:8233", "the Temporal Web UI's origin, the only browser origin allowed (CORS)")
+	uiOrigin := fs.String("ui-origin", "http://localhost:8233", "the Temporal Web UI's origin, the only browser origin allowed (CORS); several separated by commas")
 	cfgPath := fs.String("config", defaultConf, "configuration file naming the payload keyring (codec.key_file)")
 	file := fs.String("file", "", "the payload keyring (default: the configuration's codec.key_file)")
 	namespace := fs.String("namespace", envOr("TEMPORAL_NAMESPACE", defaultNamespace), "the Temporal namespace served")
@@ -99,7 +99,7 @@ decodes for anyone who can reach it.`)
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
 	srv := &http.Server{
-		Handler:           codec.Handler(c, codec.ServerOptions{UIOrigin: *uiOrigin, Namespaces: []string{*namespace}}),
+		Handler:           codec.Handler(c, codec.ServerOptions{UIOrigins: strings.Split(*uiOrigin, ","), Namespaces: []string{*namespace}}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	fmt.Fprintf(e.stdout, "codec server on http://%s for namespace %s (Web UI origin %s, active key %s)\n", ln.Addr(), *namespace, *uiOrigin, c.ActiveKey())

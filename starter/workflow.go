@@ -129,6 +129,11 @@ func dialTemporal(ctx context.Context, cfgPath, address, namespace string, timeo
 // the SDK's default one wrapped in the payload codec if the deployment has a payload keyring.
 func payloadConverter(cfgPath string) (converter.DataConverter, error) {
 	keyFile := os.Getenv(config.EnvCodecKeyFile)
+	if keyFile == "" && cfgPath == defaultConf {
+		if _, err := os.Stat(cfgPath); errors.Is(err, os.ErrNotExist) {
+			cfgPath = "" // commands that only talk to Temporal run without a configuration
+		}
+	}
 	if keyFile == "" && cfgPath != "" {
 		cfg, err := config.Load(cfgPath)
 		if err != nil {

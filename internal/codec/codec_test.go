@@ -171,7 +171,7 @@ func TestServer(t *testing.T) {
 	c, err := Open(newKeyring(t))
 	require.NoError(t, err)
 	const ui = "http://127.0.0.1:8233"
-	srv := httptest.NewServer(Handler(c, ServerOptions{UIOrigin: ui, Namespaces: []string{"default"}}))
+	srv := httptest.NewServer(Handler(c, ServerOptions{UIOrigins: []string{"http://localhost:8233", ui}, Namespaces: []string{"default"}}))
 	t.Cleanup(srv.Close)
 	sealed, err := c.DataConverter().ToPayload(drillResult{Dataset: "customers-eu", RTOSeconds: 1.5})
 	require.NoError(t, err)

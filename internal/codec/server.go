@@ -14,9 +14,10 @@ const maxRequestBody = 32 << 20
 
 // ServerOptions configure Handler.
 type ServerOptions struct {
-	// UIOrigin is the Web UI's origin (scheme://host:port), the only one whose browser
-	// requests are allowed (CORS). Empty allows no browser at all, only the CLI.
-	UIOrigin string
+	// UIOrigins are the Web UI's origins (scheme://host:port, e.g. both http://localhost:8233
+	// and http://127.0.0.1:8233), the only ones whose browser requests are allowed (CORS).
+	// None allows no browser at all, only the CLI.
+	UIOrigins []string
 	// Namespaces are those served; empty serves any.
 	Namespaces []string
 }
@@ -33,7 +34,7 @@ func Handler(c *Codec, opts ServerOptions) http.Handler {
 		}
 		origin := r.Header.Get("Origin")
 		if origin != "" {
-			if opts.UIOrigin == "" || origin != opts.UIOrigin {
+			if !slices.Contains(opts.UIOrigins, origin) {
 				http.Error(w, "origin "+origin+" is not the configured Web UI origin", http.StatusForbidden)
 				return
 			}

@@ -3,7 +3,9 @@ package demo
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,13 +22,16 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
+	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/drflow/drflow/internal/codec"
 	"github.com/drflow/drflow/internal/config"
 	"github.com/drflow/drflow/internal/testservers"
 	"github.com/drflow/drflow/workflows"
@@ -58,7 +63,7 @@ var (
 func TestDemo(t *testing.T) {
 	testservers.Tool(t, "temporal") // a first install is not part of the demo's deadline
 	dir := t.TempDir()
-	p := ports{frontend: testservers.FreePort(t), ui: testservers.FreePort(t), metrics: testservers.FreePort(t)}
+	p := ports{frontend: testservers.FreePort(t), ui: testservers.FreePort(t), metrics: testservers.FreePort(t), codec: testservers.FreePort(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
@@ -84,7 +89,12 @@ func TestDemo(t *testing.T) {
 	assertPageAnswers(t, link[1])
 	assertPageAnswers(t, list[1])
 
-	c, err := client.Dial(client.Options{HostPort: p.frontendAddr(), Namespace: "default", Logger: quiet})
+	// The demo seals every payload with its keyring: a client reads results with it only.
+	require.NotEmpty(t, cfg.PayloadKeyFile(), "the demo configures a payload keyring")
+	cdc, err := codec.Open(cfg.PayloadKeyFile())
+	require.NoError(t, err)
+	assertSealedDrill(ctx, t, p, cdc, firstDrill)
+	c, err := client.Dial(client.Options{HostPort: p.frontendAddr(), Namespace: "default", Logger: quiet, DataConverter: cdc.DataConverter()})
 	require.NoError(t, err)
 	defer c.Close()
 	assertSearchAttributesRegistered(ctx, t, c)
@@ -100,7 +110,7 @@ func TestDemo(t *testing.T) {
 	c.Close()
 
 	first.interrupt()
-	assertClosed(t, p.frontendAddr(), p.uiAddr(), p.metricsAddr())
+	assertClosed(t, p.frontendAddr(), p.uiAddr(), p.metricsAddr(), p.codecAddr())
 
 	// Second run: same directory, so the history and restore points are there; without
 	// PostgreSQL this time, so orders-db is left out.
@@ -129,7 +139,7 @@ func TestDemo(t *testing.T) {
 	c.Close()
 
 	again.interrupt()
-	assertClosed(t, p.frontendAddr(), p.uiAddr(), p.metricsAddr())
+	assertClosed(t, p.frontendAddr(), p.uiAddr(), p.metricsAddr(), p.codecAddr())
 }
 
 // TestDemoRefusesBusyPorts checks that a busy port stops the demo at once, before it builds
@@ -141,6 +151,7 @@ func TestDemoRefusesBusyPorts(t *testing.T) {
 		{"frontend", "Temporal frontend", "DRFLOW_DEMO_PORT"},
 		{"ui", "Temporal Web UI", "DRFLOW_DEMO_UI_PORT"},
 		{"metrics", "worker metrics", "DRFLOW_DEMO_METRICS_PORT"},
+		{"codec", "codec server", "DRFLOW_DEMO_CODEC_PORT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -154,6 +165,7 @@ func TestDemoRefusesBusyPorts(t *testing.T) {
 				fmt.Sprintf("DRFLOW_DEMO_PORT=%d", testservers.FreePort(t)),
 				fmt.Sprintf("DRFLOW_DEMO_UI_PORT=%d", testservers.FreePort(t)),
 				fmt.Sprintf("DRFLOW_DEMO_METRICS_PORT=%d", testservers.FreePort(t)),
+				fmt.Sprintf("DRFLOW_DEMO_CODEC_PORT=%d", testservers.FreePort(t)),
 				fmt.Sprintf("%s=%d", tt.variable, busy), // the last one wins
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -174,11 +186,12 @@ func TestDemoRefusesBusyPorts(t *testing.T) {
 // quiet keeps the SDK's connection chatter out of the test output.
 var quiet = sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))
 
-type ports struct{ frontend, ui, metrics int }
+type ports struct{ frontend, ui, metrics, codec int }
 
 func (p ports) frontendAddr() string { return fmt.Sprintf("127.0.0.1:%d", p.frontend) }
 func (p ports) uiAddr() string       { return fmt.Sprintf("127.0.0.1:%d", p.ui) }
 func (p ports) metricsAddr() string  { return fmt.Sprintf("127.0.0.1:%d", p.metrics) }
+func (p ports) codecAddr() string    { return fmt.Sprintf("127.0.0.1:%d", p.codec) }
 
 func script(t *testing.T) string {
 	return filepath.Join(testservers.RepoRoot(t), "scripts", "demo.sh")
@@ -212,7 +225,8 @@ func startDemo(t *testing.T, dir string, p ports, env ...string) *demoRun {
 		"DRFLOW_DEMO_DIR="+dir,
 		fmt.Sprintf("DRFLOW_DEMO_PORT=%d", p.frontend),
 		fmt.Sprintf("DRFLOW_DEMO_UI_PORT=%d", p.ui),
-		fmt.Sprintf("DRFLOW_DEMO_METRICS_PORT=%d", p.metrics))
+		fmt.Sprintf("DRFLOW_DEMO_METRICS_PORT=%d", p.metrics),
+		fmt.Sprintf("DRFLOW_DEMO_CODEC_PORT=%d", p.codec))
 	cmd.Env = append(cmd.Env, env...)
 	r := &demoRun{t: t, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = r.out, r.out
@@ -482,4 +496,45 @@ func runPrintedRunbook(ctx context.Context, t *testing.T, c client.Client, out s
 	var res workflows.RunbookResult
 	require.NoError(t, c.GetWorkflow(ctx, id, "").Get(ctx, &res))
 	assert.Equal(t, workflows.RunCompleted, res.Status)
+}
+
+// assertSealedDrill reads the drill's result as the Temporal server keeps it (sealed, no
+// dataset name in it) and as the demo's codec server decodes it for the Web UI's origin.
+func assertSealedDrill(ctx context.Context, t *testing.T, p ports, cdc *codec.Codec, id string) {
+	t.Helper()
+	raw, err := client.Dial(client.Options{HostPort: p.frontendAddr(), Namespace: "default", Logger: quiet})
+	require.NoError(t, err)
+	defer raw.Close()
+	var plain workflows.DrillResult
+	require.Error(t, raw.GetWorkflow(ctx, id, "").Get(ctx, &plain), "without the keyring the result does not decode")
+	hist := raw.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT)
+	require.True(t, hist.HasNext())
+	ev, err := hist.Next()
+	require.NoError(t, err)
+	result := ev.GetWorkflowExecutionCompletedEventAttributes().GetResult()
+	require.Len(t, result.GetPayloads(), 1)
+	assert.Equal(t, codec.EncodingEncrypted, string(result.GetPayloads()[0].GetMetadata()["encoding"]))
+	assert.NotContains(t, string(result.GetPayloads()[0].GetData()), "customers")
+
+	body, err := protojson.Marshal(result)
+	require.NoError(t, err)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+p.codecAddr()+"/default/decode", bytes.NewReader(body))
+	require.NoError(t, err)
+	origin := fmt.Sprintf("http://localhost:%d", p.ui)
+	req.Header.Set("Origin", origin)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, origin, resp.Header.Get("Access-Control-Allow-Origin"))
+	data, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var decoded commonpb.Payloads
+	require.NoError(t, protojson.Unmarshal(data, &decoded))
+	require.Len(t, decoded.Payloads, 1)
+	var dr workflows.DrillResult
+	require.NoError(t, json.Unmarshal(decoded.Payloads[0].Data, &dr))
+	assert.Equal(t, "customers", dr.Dataset)
+	assert.True(t, dr.Verified)
 }
