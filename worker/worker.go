@@ -14,11 +14,13 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 
 	"github.com/drflow/drflow/activities"
+	"github.com/drflow/drflow/internal/codec"
 	"github.com/drflow/drflow/internal/config"
 	"github.com/drflow/drflow/internal/repo"
 	"github.com/drflow/drflow/internal/schedules"
@@ -55,6 +57,52 @@ type options struct {
 	logLevel         string
 	dialTimeout      time.Duration
 	stopTimeout      time.Duration
+	tuning           tuning
+}
+
+// tuning are the Temporal worker options an operator may set; zero leaves the SDK's default.
+// They apply to the worker of every task queue the process polls, except the sticky cache,
+// which the process shares.
+type tuning struct {
+	maxConcurrentActivities    int // worker.Options.MaxConcurrentActivityExecutionSize
+	maxConcurrentWorkflowTasks int // worker.Options.MaxConcurrentWorkflowTaskExecutionSize
+	workflowPollers            int // worker.Options.MaxConcurrentWorkflowTaskPollers
+	activityPollers            int // worker.Options.MaxConcurrentActivityTaskPollers
+	stickyCacheSize            int // worker.SetStickyWorkflowCacheSize
+}
+
+// apply sets the tuned fields of opts.
+func (t tuning) apply(opts *worker.Options) {
+	opts.MaxConcurrentActivityExecutionSize = t.maxConcurrentActivities
+	opts.MaxConcurrentWorkflowTaskExecutionSize = t.maxConcurrentWorkflowTasks
+	opts.MaxConcurrentWorkflowTaskPollers = t.workflowPollers
+	opts.MaxConcurrentActivityTaskPollers = t.activityPollers
+}
+
+// validate rejects what the SDK would panic on or silently misread.
+func (t tuning) validate() error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"--max-concurrent-activities", t.maxConcurrentActivities},
+		{"--max-concurrent-workflow-tasks", t.maxConcurrentWorkflowTasks},
+		{"--workflow-pollers", t.workflowPollers},
+		{"--activity-pollers", t.activityPollers},
+		{"--sticky-cache-size", t.stickyCacheSize},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("%w: %s must not be negative, got %d (0 keeps the SDK's default)", errUsage, f.name, f.v)
+		}
+	}
+	// With one workflow task slot or poller the SDK would only ever poll the sticky queue.
+	if t.workflowPollers == 1 {
+		return fmt.Errorf("%w: --workflow-pollers must be 0 (the SDK's default) or at least 2: one poller would only poll the sticky queue", errUsage)
+	}
+	if t.maxConcurrentWorkflowTasks == 1 {
+		return fmt.Errorf("%w: --max-concurrent-workflow-tasks must be 0 (the SDK's default) or at least 2: one slot would only serve the sticky queue", errUsage)
+	}
+	return nil
 }
 
 // errUsage marks a mistake in how the worker was invoked.
@@ -78,6 +126,11 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&o.dialTimeout, "dial-timeout", 10*time.Second, "how long to try to reach Temporal at start")
 	fs.DurationVar(&o.stopTimeout, "stop-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long running activities get to finish")
+	fs.IntVar(&o.tuning.maxConcurrentActivities, "max-concurrent-activities", 0, "most activities running at once, per task queue (0: the SDK's default, 1000)")
+	fs.IntVar(&o.tuning.maxConcurrentWorkflowTasks, "max-concurrent-workflow-tasks", 0, "most workflow tasks processed at once, per task queue (0: the SDK's default, 1000)")
+	fs.IntVar(&o.tuning.workflowPollers, "workflow-pollers", 0, "workflow task pollers per task queue, at least 2 (0: the SDK's default, 2)")
+	fs.IntVar(&o.tuning.activityPollers, "activity-pollers", 0, "activity task pollers per task queue (0: the SDK's default, 2)")
+	fs.IntVar(&o.tuning.stickyCacheSize, "sticky-cache-size", 0, "workflows kept in memory between their tasks, for the whole process (0: the SDK's default, 10000)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -92,6 +145,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.control && o.region == "" {
 		return o, fmt.Errorf("%w: --control only applies with --region (without it the worker polls every queue)", errUsage)
+	}
+	if err := o.tuning.validate(); err != nil {
+		return o, err
 	}
 	if o.stateDir == "" {
 		o.stateDir = filepath.Join(filepath.Dir(o.configPath), "var", "state")
@@ -176,11 +232,23 @@ func serve(ctx context.Context, o options, stderr io.Writer) (err error) {
 		log.Info("serving metrics", zap.String("addr", ln.Addr().String()))
 	}
 
+	// Every payload this worker sends to Temporal (results, heartbeat details, query and
+	// update answers) is sealed with the deployment's payload keyring, when it has one.
+	dc := converter.GetDefaultDataConverter()
+	if keyFile := cfg.PayloadKeyFile(); keyFile != "" {
+		cdc, err := codec.Open(keyFile)
+		if err != nil {
+			return err
+		}
+		dc = cdc.DataConverter()
+		log.Info("payload codec on", zap.String("active_key", cdc.ActiveKey()))
+	}
 	dialCtx, cancel := context.WithTimeout(ctx, o.dialTimeout)
 	c, err := client.DialContext(dialCtx, client.Options{
-		HostPort:  o.temporalAddress,
-		Namespace: o.namespace,
-		Logger:    newSDKLogger(log),
+		HostPort:      o.temporalAddress,
+		Namespace:     o.namespace,
+		Logger:        newSDKLogger(log),
+		DataConverter: dc,
 		// Workflows report their RPO/RTO through it (workflows.Metric*).
 		MetricsHandler: sdkMetrics{m: m},
 	})
@@ -211,6 +279,10 @@ func serve(ctx context.Context, o options, stderr io.Writer) (err error) {
 		}
 	}()
 
+	if o.tuning.stickyCacheSize > 0 {
+		// Process-wide, and only before the first worker starts.
+		worker.SetStickyWorkflowCacheSize(o.tuning.stickyCacheSize)
+	}
 	workers := make([]worker.Worker, 0, len(queues))
 	defer func() {
 		m.up.Set(0)
@@ -218,11 +290,13 @@ func serve(ctx context.Context, o options, stderr io.Writer) (err error) {
 		log.Info("workers stopped")
 	}()
 	for _, q := range queues {
-		w := worker.New(c, q, worker.Options{
+		wopts := worker.Options{
 			Interceptors:      []interceptor.WorkerInterceptor{&activityMetrics{m: m}},
 			WorkerStopTimeout: o.stopTimeout,
 			OnFatalError:      func(err error) { report(fatal, fmt.Errorf("worker on task queue %s: %w", q, err)) },
-		})
+		}
+		o.tuning.apply(&wopts)
+		w := worker.New(c, q, wopts)
 		// Workflows run on any queue; the activities refuse work for regions they do not hold.
 		workflows.Register(w)
 		w.RegisterActivity(acts)

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/drflow/drflow/internal/testdeploy"
 	"github.com/drflow/drflow/internal/testservers"
@@ -175,4 +176,45 @@ func scrape(t *testing.T, url string) string {
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return string(b)
+}
+
+func TestParseOptionsTuning(t *testing.T) {
+	o, err := parseOptions([]string{"--config", "x.yaml"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, tuning{}, o.tuning, "no flag keeps every SDK default")
+	var untouched worker.Options
+	o.tuning.apply(&untouched)
+	assert.Equal(t, worker.Options{}, untouched)
+
+	o, err = parseOptions([]string{"--config", "x.yaml",
+		"--max-concurrent-activities", "300", "--max-concurrent-workflow-tasks", "50",
+		"--workflow-pollers", "8", "--activity-pollers", "6", "--sticky-cache-size", "4000"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, tuning{maxConcurrentActivities: 300, maxConcurrentWorkflowTasks: 50,
+		workflowPollers: 8, activityPollers: 6, stickyCacheSize: 4000}, o.tuning)
+	opts := worker.Options{WorkerStopTimeout: time.Minute}
+	o.tuning.apply(&opts)
+	assert.Equal(t, worker.Options{
+		WorkerStopTimeout:                      time.Minute,
+		MaxConcurrentActivityExecutionSize:     300,
+		MaxConcurrentWorkflowTaskExecutionSize: 50,
+		MaxConcurrentWorkflowTaskPollers:       8,
+		MaxConcurrentActivityTaskPollers:       6,
+	}, opts)
+
+	for _, tt := range []struct {
+		give    []string
+		wantErr string
+	}{
+		{[]string{"--workflow-pollers", "1"}, "--workflow-pollers must be 0 (the SDK's default) or at least 2"},
+		{[]string{"--max-concurrent-workflow-tasks", "1"}, "--max-concurrent-workflow-tasks must be 0 (the SDK's default) or at least 2"},
+		{[]string{"--activity-pollers", "-1"}, "--activity-pollers must not be negative"},
+		{[]string{"--max-concurrent-activities", "-5"}, "--max-concurrent-activities must not be negative"},
+		{[]string{"--sticky-cache-size", "-1"}, "--sticky-cache-size must not be negative"},
+		{[]string{"--workflow-pollers", "many"}, "invalid value \"many\" for flag -workflow-pollers"},
+	} {
+		_, err := parseOptions(append([]string{"--config", "x.yaml"}, tt.give...), io.Discard)
+		require.ErrorIs(t, err, errUsage, "%v", tt.give)
+		assert.ErrorContains(t, err, tt.wantErr)
+	}
 }
