@@ -34,6 +34,9 @@ type TemporalOptions struct {
 	UI bool
 	// DBFile keeps the server's state in this SQLite file (default: a temporary file).
 	DBFile string
+	// UICodecEndpoint is the remote codec server the Web UI calls to decode payloads
+	// (--ui-codec-endpoint); only with UI.
+	UICodecEndpoint string
 }
 
 // Temporal starts a Temporal dev server on free ports of 127.0.0.1, waits until its
@@ -56,6 +59,9 @@ func Temporal(t testing.TB, opts TemporalOptions) *TemporalServer {
 		uiPort := FreePort(t)
 		args = append(args, "--ui-ip", "127.0.0.1", "--ui-port", fmt.Sprint(uiPort))
 		s.UIURL = fmt.Sprintf("http://127.0.0.1:%d", uiPort)
+		if opts.UICodecEndpoint != "" {
+			args = append(args, "--ui-codec-endpoint", opts.UICodecEndpoint)
+		}
 	} else {
 		args = append(args, "--headless")
 	}
