@@ -137,7 +137,7 @@ func (a *Activities) Retention(ctx context.Context, in RetentionActivityInput) (
 		return out, nil
 	}
 
-	gr, err := r.GC(ctx, repo.GCOptions{Actor: actor(ctx), Grace: a.GCGrace, Progress: heartbeat})
+	gr, err := r.GC(ctx, repo.GCOptions{Actor: actor(ctx), Grace: a.GCGrace, Progress: heartbeat, Run: gcRun(ctx)})
 	if err != nil {
 		log.Warn("garbage collection failed", zap.String("class", errorClass(err)), zap.Int("pruned", len(out.Pruned)))
 		return out, classify(err)
@@ -150,4 +150,14 @@ func (a *Activities) Retention(ctx context.Context, in RetentionActivityInput) (
 		zap.Int("packs_waiting", out.PacksWaiting), zap.Int("packs_deleted", out.PacksDeleted),
 		zap.Int64("bytes_freed", out.BytesFreed))
 	return out, nil
+}
+
+// gcRun names a retention activity's garbage collection after the activity, the same for
+// every attempt: a retry takes over the GC lease of the attempt it replaces.
+func gcRun(ctx context.Context) string {
+	if !activity.IsActivity(ctx) {
+		return ""
+	}
+	info := activity.GetInfo(ctx)
+	return "retention-" + info.WorkflowExecution.RunID + "-" + info.ActivityID
 }

@@ -34,6 +34,11 @@ type GCOptions struct {
 	// Progress, if set, is called as manifests and indexes are read (Phase PhaseGC;
 	// EntriesDone and EntriesTotal count them).
 	Progress func(Progress)
+	// Run names the collection's lease (default: a new name per call). A retried attempt of
+	// the same collection (the same retention activity) passes the same Run, so it takes over
+	// the lease of the attempt it replaces and removes it when done: the lease of an attempt
+	// killed mid-run then does not block copies and hold placements until it expires.
+	Run string
 }
 
 // GCResult describes a garbage collection. Bytes are those of stored objects (sealed,
@@ -192,8 +197,13 @@ func (g *collector) run(ctx context.Context) error {
 	r := g.r
 	// GC holds a lease of its own while it runs, so that a copy into this store, or a hold
 	// placement, can tell whether a GC that may not have seen its lease is still running.
-	run, err := newPointID(g.now)
-	if err != nil {
+	run := g.opts.Run
+	if run == "" {
+		var err error
+		if run, err = newPointID(g.now); err != nil {
+			return err
+		}
+	} else if err := validateName("gc run", run); err != nil {
 		return err
 	}
 	own, err := r.acquireLease(ctx, gcLeasePrefix+run)
