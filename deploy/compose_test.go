@@ -425,6 +425,9 @@ func assertNoInlinedSecrets(t *testing.T, s service) {
 		if strings.HasPrefix(value, "${") {
 			continue // taken from the caller's environment
 		}
+		if strings.HasSuffix(name, "_FILE") && strings.HasPrefix(value, "/") {
+			continue // names the file that holds the secret, in a volume
+		}
 		if strings.Contains(value, "AccountKey=") {
 			assert.Equal(t, azuriteConnection(value), value, "%s: only Azurite's published development account may be inlined", name)
 			continue
@@ -448,4 +451,32 @@ func azuriteConnection(s string) string {
 	}
 	return fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=%s;",
 		testservers.AzuriteAccount, testservers.AzuriteKey, endpoint)
+}
+
+// TestComposeCodec: every drflow process that talks to Temporal seals payloads with the one
+// keyring the codec-key service makes, and the Web UI decodes through the published codec
+// server.
+func TestComposeCodec(t *testing.T) {
+	f := loadCompose(t, testservers.RepoRoot(t))
+	key := f.Services["codec-key"]
+	require.Equal(t, []string{"drflow"}, key.Entrypoint)
+	i := slices.Index(key.Command, "--file")
+	require.Positive(t, i, "codec-key names its file")
+	file := key.Command[i+1]
+	assert.Contains(t, key.Command, "--if-missing", "a second `up` keeps the keyring")
+	for _, name := range []string{"drflow-worker-eu", "drflow-worker-us", "drflow"} {
+		s := f.Services[name]
+		assert.Equal(t, file, s.Environment["DRFLOW_CODEC_KEY_FILE"], "%s reads the keyring", name)
+		assert.Contains(t, s.Volumes, "codec-key:"+filepath.Dir(file)+":ro", "%s mounts it read-only", name)
+		assert.Equal(t, "service_completed_successfully", s.DependsOn["codec-key"].Condition, "%s waits for it", name)
+	}
+	srv := f.Services["drflow-codec"]
+	assert.Equal(t, file, srv.Command[slices.Index(srv.Command, "--file")+1])
+	require.Len(t, srv.Ports, 1)
+	published := strings.Split(srv.Ports[0], ":")
+	assert.Equal(t, "http://localhost:"+published[1], f.Services["temporal-ui"].Environment["TEMPORAL_CODEC_ENDPOINT"],
+		"the browser calls the codec server at its published port")
+	origins := srv.Command[slices.Index(srv.Command, "--ui-origin")+1]
+	uiHost := strings.Split(f.Services["temporal-ui"].Ports[0], ":")[1]
+	assert.Contains(t, strings.Split(origins, ","), "http://localhost:"+uiHost, "the Web UI's origin may call it")
 }

@@ -21,10 +21,10 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/drflow drflow \
- && mkdir -p /var/lib/drflow /srv/drflow/data/customers /srv/drflow/data/us-logs \
+ && mkdir -p /var/lib/drflow /var/lib/drflow-codec /srv/drflow/data/customers /srv/drflow/data/us-logs \
  && echo "Sample file: put the data this worker protects here." >/srv/drflow/data/customers/README.txt \
  && echo "Sample file: put the data this worker protects here." >/srv/drflow/data/us-logs/README.txt \
- && chown -R drflow /var/lib/drflow /srv/drflow
+ && chown -R drflow /var/lib/drflow /var/lib/drflow-codec /srv/drflow
 COPY --from=build /out/ /usr/local/bin/
 USER drflow
 # Worker state (audit signing keys, local keyrings, drill scratch) lives here: keep it on a

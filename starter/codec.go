@@ -30,7 +30,7 @@ func codecKeyFile(file, cfgPath string) (string, error) {
 }
 
 func codecKeyCreateCmd(ctx context.Context, e *env, args []string) error {
-	return codecKeyCmd(e, args, "create", "Creates a payload keyring (mode 0600) with one AES-256 key, refusing to overwrite one.",
+	return codecKeyCmd(e, args, "create", "Creates a payload keyring (mode 0600) with one AES-256 key, refusing to overwrite one\n(with --if-missing, an existing keyring is kept and reported).",
 		codec.CreateKeyring)
 }
 
@@ -43,6 +43,10 @@ func codecKeyCmd(e *env, args []string, verb, about string, do func(string, time
 	fs := newFlags(e, "codec-key "+verb)
 	file := fs.String("file", "", "the keyring file (default: the configuration's codec.key_file)")
 	cfgPath := fs.String("config", defaultConf, "configuration file")
+	var ifMissing *bool
+	if verb == "create" {
+		ifMissing = fs.Bool("if-missing", false, "keep an existing keyring instead of failing (for provisioning that runs more than once)")
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: drflow codec-key %s [--file PATH | --config FILE]\n\n%s\n\n", verb, about)
 		fs.PrintDefaults()
@@ -53,6 +57,9 @@ func codecKeyCmd(e *env, args []string, verb, about string, do func(string, time
 	path, err := codecKeyFile(*file, *cfgPath)
 	if err != nil {
 		return err
+	}
+	if ifMissing != nil && *ifMissing {
+		do = codec.LoadOrCreateKeyring
 	}
 	k, err := do(path, time.Now())
 	if err != nil {

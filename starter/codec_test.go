@@ -135,3 +135,30 @@ func b64(s string) string {
 	b, _ := json.Marshal([]byte(s))
 	return strings.Trim(string(b), `"`)
 }
+
+func TestCodecKeyCommands(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "payload.keyring")
+	code, out, errOut := runCLI(t, "codec-key", "create", "--file", file)
+	require.Equal(t, exitOK, code, errOut)
+	first, err := codec.LoadKeyring(file)
+	require.NoError(t, err)
+
+	code, _, errOut = runCLI(t, "codec-key", "create", "--file", file)
+	assert.Equal(t, exitFailed, code, "create never overwrites a keyring")
+	assert.Contains(t, errOut, "exists")
+	code, out2, errOut := runCLI(t, "codec-key", "create", "--if-missing", "--file", file)
+	require.Equal(t, exitOK, code, errOut)
+	assert.Equal(t, out, out2, "--if-missing keeps and reports the keyring")
+
+	code, out, errOut = runCLI(t, "codec-key", "rotate", "--file", file)
+	require.Equal(t, exitOK, code, errOut)
+	rotated, err := codec.LoadKeyring(file)
+	require.NoError(t, err)
+	assert.Len(t, rotated.Keys, 2)
+	assert.Equal(t, first.Keys[0], rotated.Keys[0], "the old key stays")
+	assert.Contains(t, out, "active key "+rotated.Active)
+
+	code, _, errOut = runCLI(t, "codec-key", "rotate", "--config", filepath.Join(t.TempDir(), "none.yaml"))
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, "no --file")
+}
