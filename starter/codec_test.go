@@ -84,6 +84,15 @@ func TestPayloadCodecEndToEnd(t *testing.T) {
 		assert.NotContains(t, dump.String(), clear, "history holds %q in the clear", clear)
 		assert.NotContains(t, dump.String(), b64(clear), "history holds %q in the clear", clear)
 	}
+	// Schedules carry sealed inputs and memos; a second apply still finds nothing to change.
+	sched := []string{"schedules", "apply", "--config", path, "--temporal-address", srv.Address, "--namespace", srv.Namespace}
+	code, out, errOut = runCLI(t, sched...)
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "6 created, 0 updated, 0 unchanged, 0 deleted")
+	code, out, errOut = runCLI(t, sched...)
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "0 created, 0 updated, 6 unchanged, 0 deleted")
+
 	var viaRaw workflows.BackupResult
 	assert.Error(t, raw.GetWorkflow(ctx, res.WorkflowID, "").Get(ctx, &viaRaw), "a client without the key cannot read the result")
 

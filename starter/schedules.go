@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/sdk/client"
 
 	"github.com/drflow/drflow/internal/config"
 	"github.com/drflow/drflow/internal/schedules"
@@ -43,7 +42,7 @@ func addScheduleFlags(fs *flag.FlagSet) scheduleFlags {
 // startScheduleCmd parses the flags of a schedules command (extra adds its own), loads the
 // configuration, derives its schedules and only then dials Temporal, so a bad configuration
 // is reported without waiting for a server. The caller closes the client.
-func startScheduleCmd(ctx context.Context, e *env, verb, about string, args []string, extra func(*flag.FlagSet)) (scheduleFlags, []schedules.Schedule, client.Client, error) {
+func startScheduleCmd(ctx context.Context, e *env, verb, about string, args []string, extra func(*flag.FlagSet)) (scheduleFlags, []schedules.Schedule, *temporalClient, error) {
 	fs := newFlags(e, "schedules "+verb)
 	sf := addScheduleFlags(fs)
 	if extra != nil {
@@ -90,7 +89,7 @@ func schedulesApplyCmd(ctx context.Context, e *env, args []string) error {
 	}
 	defer c.Close()
 
-	changes, applyErr := schedules.Apply(ctx, c, want, schedules.Options{DryRun: *dryRun, Paused: *paused})
+	changes, applyErr := schedules.Apply(ctx, c, want, schedules.Options{DryRun: *dryRun, Paused: *paused, DataConverter: c.dc})
 	if *sf.asJSON {
 		if changes == nil {
 			changes = []schedules.Change{}
@@ -150,7 +149,7 @@ func schedulesListCmd(ctx context.Context, e *env, args []string) error {
 	}
 	defer c.Close()
 
-	statuses, err := schedules.Statuses(ctx, c, want, nil)
+	statuses, err := schedules.Statuses(ctx, c, want, c.dc)
 	if err != nil {
 		return err
 	}
