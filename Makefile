@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 PKGS  ?= ./...
 
-.PHONY: demo test tools services vet fmt-check unit build fuzz bench chaos clean
+.PHONY: demo test tools services vet fmt-check unit build fuzz bench chaos load clean
 
 ## demo: drflow on this machine — the Temporal dev server with its Web UI, one worker, the
 ## schedules, a backup and a restore drill (scripts/demo.sh); Ctrl-C stops it all.
@@ -59,6 +59,15 @@ chaos: tools
 	@DRFLOW_CHAOS_FULL=1 DRFLOW_CHAOS_SEED=$(SEED) DRFLOW_CHAOS_REPORT=$(CURDIR)/var/chaos/summary.txt \
 		$(GO) test -count=1 -timeout 90m -run '^TestChaos' ./internal/chaos/; status=$$?; \
 	echo "== chaos summary (seed $(SEED)) =="; cat var/chaos/summary.txt 2>/dev/null; exit $$status
+
+## load: DATASETS (default 200) tier-1 datasets of small directories, each backed up every
+## minute by its Temporal Schedule, on one drflow-worker and the dev server for DURATION
+## (default 10m); prints missed and late schedule actions, worst RPO, worker CPU and memory, and
+## task latency. Pass worker flags with LOADARGS="-worker-arg=--workflow-pollers=8".
+DATASETS ?= 200
+DURATION ?= 10m
+load: tools
+	$(GO) run ./internal/loadtest/cmd/loadtest -datasets $(DATASETS) -duration $(DURATION) $(LOADARGS)
 
 clean:
 	rm -rf .tools var
