@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/drflow/drflow/internal/config"
 	"github.com/drflow/drflow/internal/schedules"
 )
