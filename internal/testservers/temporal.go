@@ -44,6 +44,26 @@ type TemporalOptions struct {
 func Temporal(t testing.TB, opts TemporalOptions) *TemporalServer {
 	t.Helper()
 	bin := Tool(t, "temporal")
+	// A port FreePort found may be taken by another process before the server binds it;
+	// such a start is retried on other ports.
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		s := newTemporalServer(t, bin, opts)
+		p, err := tryStart(t, s.spec)
+		if err == nil {
+			s.Process = p
+			return s
+		}
+		if !portTaken(err) || attempt == attempts {
+			t.Fatalf("%v", err)
+		}
+		t.Logf("temporal dev server: a port was taken meanwhile, starting again on others (attempt %d)", attempt+1)
+	}
+}
+
+// newTemporalServer picks the ports and builds the command line of a dev server.
+func newTemporalServer(t testing.TB, bin string, opts TemporalOptions) *TemporalServer {
+	t.Helper()
 	port, httpPort, metricsPort := FreePort(t), FreePort(t), FreePort(t)
 	db := opts.DBFile
 	if db == "" {
@@ -79,7 +99,6 @@ func Temporal(t testing.TB, opts TemporalOptions) *TemporalServer {
 		Args:  args,
 		Ready: s.healthy,
 	}
-	s.Process = Start(t, s.spec)
 	return s
 }
 

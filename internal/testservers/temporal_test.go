@@ -2,6 +2,7 @@ package testservers
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"path/filepath"
 	"testing"
@@ -59,4 +60,21 @@ func TestTemporalDevServer(t *testing.T) {
 	desc, err := again.Client(t).DescribeWorkflowExecution(ctx, "harness-greet", "")
 	require.NoError(t, err)
 	assert.Equal(t, enums.WORKFLOW_EXECUTION_STATUS_COMPLETED, desc.WorkflowExecutionInfo.Status)
+}
+
+// A server that lost the race for its port fails in a way Temporal recognises and retries;
+// other failures are not mistaken for it.
+func TestStartFailureThatLostAPort(t *testing.T) {
+	for _, tc := range []struct {
+		say  string
+		want bool
+	}{
+		{"listen tcp 127.0.0.1:33499: bind: address already in use", true},
+		{"config is broken", false},
+	} {
+		_, err := tryStart(t, Spec{Name: "doomed", Path: "bash", Args: []string{"-c", "echo '" + tc.say + "'; exit 1"},
+			Ready: func(context.Context) error { return errors.New("not yet") }})
+		require.Error(t, err)
+		assert.Equal(t, tc.want, portTaken(err), tc.say)
+	}
 }

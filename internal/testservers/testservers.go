@@ -91,6 +91,16 @@ type Spec struct {
 // failure the server's output is part of the test failure.
 func Start(t testing.TB, spec Spec) *Process {
 	t.Helper()
+	p, err := tryStart(t, spec)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	return p
+}
+
+// tryStart is Start returning the failure instead of failing t; the process is stopped then.
+func tryStart(t testing.TB, spec Spec) (*Process, error) {
+	t.Helper()
 	cmd := exec.Command(spec.Path, spec.Args...)
 	cmd.Dir = spec.Dir
 	cmd.Env = append(os.Environ(), spec.Env...)
@@ -100,7 +110,7 @@ func Start(t testing.TB, spec Spec) *Process {
 	cmd.Stdout = p.log
 	cmd.Stderr = p.log
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s (%s): %v", spec.Name, spec.Path, err)
+		return nil, fmt.Errorf("start %s (%s): %w", spec.Name, spec.Path, err)
 	}
 	go func() {
 		p.err = cmd.Wait()
@@ -118,9 +128,16 @@ func Start(t testing.TB, spec Spec) *Process {
 		timeout = 60 * time.Second
 	}
 	if err := p.waitReady(spec.Ready, timeout); err != nil {
-		t.Fatalf("%s not ready: %v\n%s", spec.Name, err, tail(p.Log(), 4000))
+		p.stop()
+		return p, fmt.Errorf("%s not ready: %w\n%s", spec.Name, err, tail(p.Log(), 4000))
 	}
-	return p
+	return p, nil
+}
+
+// portTaken reports whether a failed start lost a race for one of its ports: FreePort's
+// port was free a moment before another process took it.
+func portTaken(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "address already in use")
 }
 
 func (p *Process) waitReady(ready func(context.Context) error, timeout time.Duration) error {
