@@ -54,7 +54,7 @@ func Temporal(t testing.TB, opts TemporalOptions) *TemporalServer {
 			s.Process = p
 			return s
 		}
-		if !portTaken(err) || attempt == attempts {
+		if !portTaken(p, err) || attempt == attempts {
 			t.Fatalf("%v", err)
 		}
 		t.Logf("temporal dev server: a port was taken meanwhile, starting again on others (attempt %d)", attempt+1)

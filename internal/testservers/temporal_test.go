@@ -72,9 +72,9 @@ func TestStartFailureThatLostAPort(t *testing.T) {
 		{"listen tcp 127.0.0.1:33499: bind: address already in use", true},
 		{"config is broken", false},
 	} {
-		_, err := tryStart(t, Spec{Name: "doomed", Path: "bash", Args: []string{"-c", "echo '" + tc.say + "'; exit 1"},
+		p, err := tryStart(t, Spec{Name: "doomed", Path: "bash", Args: []string{"-c", "echo '" + tc.say + "'; exit 1"},
 			Ready: func(context.Context) error { return errors.New("not yet") }})
 		require.Error(t, err)
-		assert.Equal(t, tc.want, portTaken(err), tc.say)
+		assert.Equal(t, tc.want, portTaken(p, err), tc.say)
 	}
 }

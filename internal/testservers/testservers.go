@@ -134,10 +134,11 @@ func tryStart(t testing.TB, spec Spec) (*Process, error) {
 	return p, nil
 }
 
-// portTaken reports whether a failed start lost a race for one of its ports: FreePort's
-// port was free a moment before another process took it.
-func portTaken(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "address already in use")
+// portTaken reports whether a failed start of p lost a race for one of its ports: FreePort's
+// port was free a moment before another process took it. The whole output is searched: the
+// server may print much after the bind error.
+func portTaken(p *Process, err error) bool {
+	return err != nil && p != nil && strings.Contains(p.Log(), "address already in use")
 }
 
 func (p *Process) waitReady(ready func(context.Context) error, timeout time.Duration) error {
