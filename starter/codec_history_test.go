@@ -11,16 +11,11 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	"go.uber.org/zap/zaptest"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/drflow/drflow/activities"
 	"github.com/drflow/drflow/internal/codec"
-	"github.com/drflow/drflow/internal/config"
 	"github.com/drflow/drflow/internal/testdeploy"
-	"github.com/drflow/drflow/internal/testservers"
-	"github.com/drflow/drflow/internal/testworker"
 	"github.com/drflow/drflow/runbooks"
 	"github.com/drflow/drflow/workflows"
 )
@@ -38,18 +33,7 @@ func TestHistoriesHoldNoPlaintextPayloads(t *testing.T) {
 	_, err := codec.CreateKeyring(keyFile, time.Now())
 	require.NoError(t, err)
 	appendFile(t, d.ConfigPath, "codec:\n  key_file: keys/payload.keyring\n")
-	cfg, err := config.Load(d.ConfigPath)
-	require.NoError(t, err)
-	cdc, err := codec.Open(cfg.PayloadKeyFile())
-	require.NoError(t, err)
-	acts, err := activities.New(ctx, cfg, activities.Options{StateDir: t.TempDir(), Logger: zaptest.NewLogger(t)})
-	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, acts.Close(context.Background())) })
-	srv := testservers.Temporal(t, testservers.TemporalOptions{SearchAttributes: workflows.SearchAttributeDefinitions()})
-	c, err := client.Dial(client.Options{HostPort: srv.Address, Namespace: srv.Namespace, Logger: quietLogger{}, DataConverter: cdc.DataConverter()})
-	require.NoError(t, err)
-	t.Cleanup(c.Close)
-	testworker.Start(t, c, acts)
+	srv, c := sealedWorker(ctx, t, d.ConfigPath)
 
 	var ids []string
 	run := func(id string, wf, in, out any) {

@@ -43,18 +43,7 @@ func TestPayloadCodecEndToEnd(t *testing.T) {
 	assert.Contains(t, out, "active key k-")
 	appendFile(t, path, "codec:\n  key_file: keys/payload.keyring\n")
 
-	cfg, err := config.Load(path)
-	require.NoError(t, err)
-	cdc, err := codec.Open(cfg.PayloadKeyFile())
-	require.NoError(t, err)
-	acts, err := activities.New(ctx, cfg, activities.Options{StateDir: t.TempDir(), Logger: zaptest.NewLogger(t)})
-	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, acts.Close(context.Background())) })
-	srv := testservers.Temporal(t, testservers.TemporalOptions{SearchAttributes: workflows.SearchAttributeDefinitions()})
-	wc, err := client.Dial(client.Options{HostPort: srv.Address, Namespace: srv.Namespace, Logger: quietLogger{}, DataConverter: cdc.DataConverter()})
-	require.NoError(t, err)
-	t.Cleanup(wc.Close)
-	testworker.Start(t, wc, acts)
+	srv, _ := sealedWorker(ctx, t, path)
 
 	code, out, errOut = runCLI(t, "backup", "files", "--config", path, "--temporal-address", srv.Address, "--namespace", srv.Namespace, "--wait", "--json")
 	require.Equal(t, exitOK, code, errOut)
@@ -128,6 +117,26 @@ func TestPayloadCodecEndToEnd(t *testing.T) {
 	var viaServer workflows.BackupResult
 	require.NoError(t, json.Unmarshal(decoded.Payloads[0].Data, &viaServer))
 	assert.Equal(t, res.RestorePoint, viaServer.RestorePoint)
+}
+
+// sealedWorker starts a dev server and an in-process worker for the configuration at path,
+// which names a payload keyring, and returns the server and a client that seals like the
+// worker.
+func sealedWorker(ctx context.Context, t *testing.T, path string) (*testservers.TemporalServer, client.Client) {
+	t.Helper()
+	cfg, err := config.Load(path)
+	require.NoError(t, err)
+	cdc, err := codec.Open(cfg.PayloadKeyFile())
+	require.NoError(t, err)
+	acts, err := activities.New(ctx, cfg, activities.Options{StateDir: t.TempDir(), Logger: zaptest.NewLogger(t)})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, acts.Close(context.Background())) })
+	srv := testservers.Temporal(t, testservers.TemporalOptions{SearchAttributes: workflows.SearchAttributeDefinitions()})
+	c, err := client.Dial(client.Options{HostPort: srv.Address, Namespace: srv.Namespace, Logger: quietLogger{}, DataConverter: cdc.DataConverter()})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	testworker.Start(t, c, acts)
+	return srv, c
 }
 
 func appendFile(t *testing.T, path, text string) {
