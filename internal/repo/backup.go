@@ -958,6 +958,11 @@ func (b *backup) finish(ctx context.Context, src sources.Source, snap sources.Sn
 	if err := b.lease.confirm(ctx); err != nil {
 		return b.result(res), err
 	}
+	// A cancelled backup commits nothing, however little was left: stores need not check
+	// the context on a small write.
+	if err := ctx.Err(); err != nil {
+		return b.result(res), err
+	}
 	// The run record first: an attempt retried after the manifest is written finds it.
 	if err := r.writeRunDone(ctx, b.dk, b.runID, b.pointID); err != nil {
 		return b.result(res), err
