@@ -168,7 +168,7 @@ func (l *crashLedger) trial(ctx context.Context, i int, rng *rand.Rand, sum *Sum
 	}
 	l.notePending(ctx, runs)
 	p.killWorker()
-	p.startWorker(2 * time.Second)
+	p.startWorker()
 	if hit {
 		l.hits[target]++
 	}

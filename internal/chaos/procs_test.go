@@ -39,6 +39,8 @@ type procDeploy struct {
 	cli    string // drflow binary
 	// keepLast is the tier's retention: the newest keepLast points survive pruning.
 	keepLast int
+	// gcGrace is every worker's --gc-grace.
+	gcGrace time.Duration
 
 	mu      sync.Mutex
 	proc    *exec.Cmd
@@ -75,16 +77,16 @@ func newProcDeploy(t *testing.T, opts procDeployOptions) *procDeploy {
 		worker:   testservers.GoBinary(t, "./worker"),
 		cli:      testservers.GoBinary(t, "./starter"),
 		keepLast: opts.KeepLast,
+		gcGrace:  opts.GCGrace,
 	}
 	p.c = p.srv.Client(t)
-	grace := opts.GCGrace
 	t.Cleanup(p.stopWorker)
-	p.startWorker(grace)
+	p.startWorker()
 	return p
 }
 
 // startWorker starts a drflow-worker process serving every region.
-func (p *procDeploy) startWorker(gcGrace time.Duration) {
+func (p *procDeploy) startWorker() {
 	p.t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -93,7 +95,7 @@ func (p *procDeploy) startWorker(gcGrace time.Duration) {
 	log, err := os.Create(logPath)
 	require.NoError(p.t, err)
 	cmd := exec.Command(p.worker, "--config", p.d.ConfigPath, "--temporal-address", p.srv.Address, "--namespace", p.srv.Namespace,
-		"--state-dir", p.stateDir(), "--metrics-addr", "", "--checkpoint-every", "100ms", "--gc-grace", gcGrace.String(),
+		"--state-dir", p.stateDir(), "--metrics-addr", "", "--checkpoint-every", "100ms", "--gc-grace", p.gcGrace.String(),
 		"--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
