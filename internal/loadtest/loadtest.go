@@ -409,6 +409,8 @@ func measure(ctx context.Context, o Options, d *deployment, c client.Client, wrk
 // when it started and when it gave up (0 if all finished).
 func drain(ctx context.Context, c client.Client, limit time.Duration, wrk *process) (atStart, atEnd int64) {
 	deadline := time.Now().Add(limit)
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
 	first := true
 	for {
 		n, err := countRunning(ctx, c, schedules.BackupWorkflowType)
@@ -424,7 +426,11 @@ func drain(ctx context.Context, c client.Client, limit time.Duration, wrk *proce
 		if done, _ := wrk.exited(); done {
 			return atStart, n
 		}
-		time.Sleep(2 * time.Second)
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return atStart, n
+		}
 	}
 }
 
