@@ -133,7 +133,7 @@ func (a *Activities) EscrowKEK(ctx context.Context, in KeyOpInput) (KeyOpResult,
 			return KeyOpResult{}, nonRetryable(ErrTypeInvalidInput, "key.escrow: holder %q cannot name a share file", h)
 		}
 	}
-	shares, err := ring.Export(ctx, 0, in.Threshold, len(in.Holders))
+	shares, err := ring.ExportTo(ctx, 0, in.Threshold, in.Holders)
 	if err != nil {
 		return KeyOpResult{}, classify(err)
 	}

@@ -212,6 +212,7 @@ func TestWaitPrintsHeartbeatProgress(t *testing.T) {
 		workflows.Register(w)
 		w.RegisterActivityWithOptions(plan, activity.RegisterOptions{Name: "Plan"})
 		w.RegisterActivityWithOptions(backup, activity.RegisterOptions{Name: "Backup"})
+		w.RegisterActivityWithOptions(func(context.Context, activities.AuditRunInput) error { return nil }, activity.RegisterOptions{Name: "AuditRun"})
 		require.NoError(t, w.Start())
 		t.Cleanup(w.Stop)
 	}

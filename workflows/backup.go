@@ -77,6 +77,13 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (BackupResult, error) 
 		Replicas:            replicas,
 		WorkflowID:          info.WorkflowExecution.ID,
 	}
+	rec := activities.AuditRunInput{Kind: activities.RunBackup, Point: out.Point, Bytes: out.BytesUploaded}
+	if known {
+		rec.RPO = exposure
+	}
+	if err := run.audit(rec); err != nil {
+		return BackupResult{}, err
+	}
 	updates := []temporal.SearchAttributeUpdate{SearchAttrObjectivesMet.ValueSet(res.ObjectivesMet())}
 	if known {
 		updates = append(updates, SearchAttrRPOSeconds.ValueSet(res.RPOSeconds))

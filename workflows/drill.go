@@ -64,6 +64,11 @@ func RestoreDrillWorkflow(ctx workflow.Context, in DrillInput) (DrillResult, err
 		BytesRestored: out.Bytes,
 		WorkflowID:    workflow.GetInfo(ctx).WorkflowExecution.ID,
 	}
+	err = run.audit(activities.AuditRunInput{Kind: activities.RunDrill, Point: out.Point, RPO: m.RPO, RTO: m.RTO,
+		Bytes: out.Bytes, Verified: out.Verified})
+	if err != nil {
+		return DrillResult{}, err
+	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx,
 		SearchAttrRPOSeconds.ValueSet(res.RPOSeconds),
 		SearchAttrRTOSeconds.ValueSet(res.RTOSeconds),

@@ -49,3 +49,18 @@ func (r *datasetRun) failed(err error) error {
 	gauges(r.ctx, r.dataset, r.kind, map[string]float64{MetricObjectivesMet: 0})
 	return err
 }
+
+// audit records the run's outcome, with the tier's objectives, in the audit trail of the
+// region of the run's location (activities.AuditRun), where evidence packs read it. A run
+// that cannot be audited fails. Histories recorded before this step replay without it.
+func (r *datasetRun) audit(in activities.AuditRunInput) error {
+	if workflow.GetVersion(r.ctx, "audit-run", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
+	}
+	in.Dataset, in.Location, in.Tier = r.dataset, r.plan.Location, r.plan.Tier
+	in.RPOObjective = r.obj.RPO
+	if in.Kind == activities.RunDrill {
+		in.RTOObjective = r.obj.RTO
+	}
+	return workflow.ExecuteActivity(dataActivities(r.ctx, r.plan.Region), a.AuditRun, in).Get(r.ctx, nil)
+}

@@ -32,6 +32,8 @@ type searchAttrs struct {
 	met           bool
 	hasMet        bool
 	calls         int
+	// audited are the AuditRun inputs, in order.
+	audited []activities.AuditRunInput
 }
 
 func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *searchAttrs) {
@@ -43,6 +45,10 @@ func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *searchAttrs) {
 	env.RegisterWorkflow(RestoreDrillWorkflow)
 	env.RegisterActivity(&activities.Activities{})
 	sa := &searchAttrs{}
+	env.OnActivity(a.AuditRun, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.AuditRunInput) error {
+		sa.audited = append(sa.audited, in)
+		return nil
+	}).Maybe()
 	env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
 		attrs := args.Get(0).(temporal.SearchAttributes)
 		sa.calls++
@@ -126,6 +132,11 @@ func TestBackupWorkflow(t *testing.T) {
 			assert.Equal(t, tt.wantMet, res.RPOMet)
 			assert.Equal(t, 900.0, res.RPOObjectiveSeconds)
 			assert.Equal(t, 1, res.Tier)
+			require.Len(t, sa.audited, 1)
+			assert.Equal(t, activities.RunBackup, sa.audited[0].Kind)
+			assert.Equal(t, res.RestorePoint, sa.audited[0].Point)
+			assert.InDelta(t, res.RPOSeconds, sa.audited[0].RPO.Seconds(), 1, "the audited RPO is the result's (0 when unknown)")
+			assert.Equal(t, 900.0, sa.audited[0].RPOObjective.Seconds())
 			assert.Equal(t, int64(100), res.BytesRead)
 			assert.Equal(t, int64(2), res.ChunksNew)
 			assert.NotNil(t, res.Replicas)
@@ -266,6 +277,16 @@ func TestRestoreDrillWorkflow(t *testing.T) {
 			assert.Equal(t, int64(1234), res.BytesRestored)
 			assert.InDelta(t, tt.wantRPO, res.RPOSeconds, 1)
 			assert.InDelta(t, tt.wantRTO, res.RTOSeconds, 1)
+			// The audit trail gets the same figures, signed, for evidence packs.
+			require.Len(t, sa.audited, 1)
+			rec := sa.audited[0]
+			assert.Equal(t, activities.RunDrill, rec.Kind)
+			assert.Equal(t, "eu-secondary", rec.Location)
+			assert.Equal(t, testPoint, rec.Point)
+			assert.True(t, rec.Verified)
+			assert.InDelta(t, tt.wantRPO, rec.RPO.Seconds(), 1)
+			assert.InDelta(t, tt.wantRTO, rec.RTO.Seconds(), 1)
+			assert.Equal(t, testPlan.RTO, rec.RTOObjective)
 			assert.Equal(t, 900.0, res.RPOObjectiveSeconds)
 			assert.Equal(t, 3600.0, res.RTOObjectiveSeconds)
 			assert.Equal(t, tt.wantMet, res.ObjectivesMet())

@@ -24,6 +24,10 @@ const (
 	KindGC = "gc"
 	// KindRunbook is a step of a runbook run: a notice, an approval gate's outcome.
 	KindRunbook = "runbook"
+	// KindBackup is a backup run's outcome: the restore point it made durable and the RPO
+	// exposure it closed, against the tier's objective. (KindRestorePoint is the point
+	// itself, written by the repository.)
+	KindBackup = "backup"
 )
 
 // Outcomes.
@@ -69,6 +73,19 @@ type Event struct {
 	ManifestHash string `json:"manifest_hash,omitempty"`
 	// Reason explains a denial or failure, or the rule behind a decision.
 	Reason string `json:"reason,omitempty"`
+
+	// Tier and the measured objectives of a backup or drill run, in milliseconds, with the
+	// tier's objectives at the time (KindBackup, KindDrill). RPOMillis 0 means unknown (a
+	// dataset's first backup); RTOMillis is set for drills only.
+	Tier               string `json:"tier,omitempty"`
+	RPOMillis          int64  `json:"rpo_ms,omitempty"`
+	RTOMillis          int64  `json:"rto_ms,omitempty"`
+	RPOObjectiveMillis int64  `json:"rpo_objective_ms,omitempty"`
+	RTOObjectiveMillis int64  `json:"rto_objective_ms,omitempty"`
+	// Holders and Threshold describe a key escrow split (KindKey, Operation split): the
+	// custodians of the shares, Threshold of which restore the key.
+	Holders   []string `json:"holders,omitempty"`
+	Threshold int      `json:"threshold,omitempty"`
 	// Time is when the event happened; the log fills it in if zero.
 	Time time.Time `json:"time"`
 }

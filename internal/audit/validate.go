@@ -18,6 +18,7 @@ const (
 	maxNameLen   = 128  // Dataset, Location, Jurisdiction, CopyMode, Operation, ...
 	maxIDLen     = 512  // Actor, Point, KeyID, ManifestHash, LegalBasis (ARNs, workflow IDs)
 	maxReasonLen = 2048 // Reason
+	maxHolders   = 255  // Holders: a Shamir split has at most 255 shares
 )
 
 // Copy modes that Event.CopyMode may name.
@@ -45,7 +46,7 @@ func Validate(e Event) error {
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 
 	switch e.Kind {
-	case KindRestorePoint, KindCopy, KindPolicy, KindKey, KindVerify, KindRestore, KindHold, KindDrill, KindPrune, KindGC, KindRunbook:
+	case KindRestorePoint, KindCopy, KindPolicy, KindKey, KindVerify, KindRestore, KindHold, KindDrill, KindPrune, KindGC, KindRunbook, KindBackup:
 	case "":
 		add("kind is missing")
 	default:
@@ -73,6 +74,28 @@ func Validate(e Event) error {
 	if e.Chunks < 0 {
 		add("chunks is negative (%d)", e.Chunks)
 	}
+	for _, f := range []struct {
+		name string
+		ms   int64
+	}{{"rpo_ms", e.RPOMillis}, {"rto_ms", e.RTOMillis}, {"rpo_objective_ms", e.RPOObjectiveMillis}, {"rto_objective_ms", e.RTOObjectiveMillis}} {
+		if f.ms < 0 {
+			add("%s is negative (%d)", f.name, f.ms)
+		}
+	}
+	if e.Threshold < 0 || e.Threshold > len(e.Holders) && len(e.Holders) > 0 {
+		add("threshold %d is not between 1 and the %d holders", e.Threshold, len(e.Holders))
+	}
+	if len(e.Holders) > maxHolders {
+		add("holders lists %d names, at most %d", len(e.Holders), maxHolders)
+	}
+	for i, h := range e.Holders {
+		if p := textProblem(h, maxNameLen, false); p != "" || h == "" {
+			if p == "" {
+				p = "is empty"
+			}
+			add("holders[%d] %s", i, p)
+		}
+	}
 	if !e.Time.IsZero() && (e.Time.Year() < 1 || e.Time.Year() > 9999) {
 		add("time %s is outside years 1 to 9999", e.Time)
 	}
@@ -97,6 +120,7 @@ func Validate(e Event) error {
 		{"key_id", e.KeyID, maxIDLen, false},
 		{"manifest_hash", e.ManifestHash, maxIDLen, false},
 		{"reason", e.Reason, maxReasonLen, false},
+		{"tier", e.Tier, maxNameLen, true},
 	} {
 		if p := textProblem(f.value, f.max, f.isName); p != "" {
 			add("%s %s", f.name, p)

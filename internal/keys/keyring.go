@@ -766,6 +766,16 @@ type KEKShare struct {
 // Export splits a version (0: the active one) into n Shamir shares of which any threshold
 // restore it. The shares are released only once the split is audited.
 func (k *Keyring) Export(ctx context.Context, version uint32, threshold, n int) ([]KEKShare, error) {
+	return k.export(ctx, version, threshold, n, nil)
+}
+
+// ExportTo is Export with one share per named custodian, in order; the audit event of the
+// split names them, so that evidence packs can say who holds the escrow.
+func (k *Keyring) ExportTo(ctx context.Context, version uint32, threshold int, holders []string) ([]KEKShare, error) {
+	return k.export(ctx, version, threshold, len(holders), holders)
+}
+
+func (k *Keyring) export(ctx context.Context, version uint32, threshold, n int, holders []string) ([]KEKShare, error) {
 	r, err := k.load()
 	if err != nil {
 		return nil, fmt.Errorf("export from %s: %w", k.name, err)
@@ -798,6 +808,7 @@ func (k *Keyring) Export(ctx context.Context, version uint32, threshold, n int) 
 		}
 	}
 	ev := k.event("split", id, fmt.Sprintf("split into %d shares, %d needed to restore (fingerprint %s)", n, threshold, fp))
+	ev.Holders, ev.Threshold = holders, threshold
 	if err := k.rec.Record(ctx, ev); err != nil {
 		for _, p := range parts {
 			clear(p)
