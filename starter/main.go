@@ -61,6 +61,9 @@ func commands() map[string]command {
 		"codec-key create": {"create the payload keyring that encrypts what drflow sends to Temporal", codecKeyCreateCmd},
 		"codec-key rotate": {"add a payload key and make it active; older payloads stay readable", codecKeyRotateCmd},
 		"codec-server":     {"serve /NAMESPACE/encode and /decode for the Web UI and the temporal CLI", codecServerCmd},
+		"evidence":         {"write an evidence pack for auditors: evidence.json, index.html and the signed audit records", evidenceCmd},
+		"audit verify":     {"verify an evidence pack offline with the regions' public keys; names any tampering", auditVerifyCmd},
+		"audit key":        {"print a region's audit signing public key (PEM), to hand to auditors", auditKeyCmd},
 	}
 }
 

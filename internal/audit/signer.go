@@ -154,3 +154,13 @@ func ParsePublicKey(data []byte) (ed25519.PublicKey, error) {
 	}
 	return pub, nil
 }
+
+// LoadPublicKey returns the public half of the signing key stored at path, without creating
+// one: what `drflow audit key` hands to auditors and evidence packs are verified with.
+func LoadPublicKey(path string) (ed25519.PublicKey, error) {
+	key, err := loadSigner(path)
+	if err != nil {
+		return nil, err
+	}
+	return PublicKey(key), nil
+}

@@ -33,7 +33,12 @@ func TestValidate(t *testing.T) {
 		{"unicode name", with(func(e *Event) { e.Dataset = "gehälter" }), ""},
 
 		{"missing kind", with(func(e *Event) { e.Kind = "" }), "kind is missing"},
-		{"unknown kind", with(func(e *Event) { e.Kind = "backup" }), `kind "backup" is unknown`},
+		{"unknown kind", with(func(e *Event) { e.Kind = "backups" }), `kind "backups" is unknown`},
+		{"negative rpo", with(func(e *Event) { e.Kind, e.RPOMillis = KindBackup, -5 }), "rpo_ms is negative"},
+		{"negative rto objective", with(func(e *Event) { e.Kind, e.RTOObjectiveMillis = KindDrill, -1 }), "rto_objective_ms is negative"},
+		{"tier with a space", with(func(e *Event) { e.Tier = "tier 1" }), "tier"},
+		{"threshold above holders", with(func(e *Event) { e.Holders, e.Threshold = []string{"a", "b"}, 3 }), "threshold 3"},
+		{"empty holder", with(func(e *Event) { e.Holders, e.Threshold = []string{"a", ""}, 1 }), "holders[1] is empty"},
 		{"missing outcome", with(func(e *Event) { e.Outcome = "" }), "outcome is missing"},
 		{"unknown outcome", with(func(e *Event) { e.Outcome = "maybe" }), `outcome "maybe" is unknown`},
 		{"failure without reason", with(func(e *Event) { e.Outcome = OutcomeFailed }), "outcome failed needs a reason"},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/drflow/drflow/providers"
@@ -48,6 +49,16 @@ type Report struct {
 	// log together with their checkpoints without Verify noticing.
 	Anchored   uint64
 	Unanchored uint64
+	// Objects lists every segment and checkpoint checked, segments first, each in order.
+	Objects []Object
+}
+
+// Object is one segment or checkpoint of a log. Seq is a segment's first sequence number, or
+// the sequence number a checkpoint vouches for.
+type Object struct {
+	Key        string
+	Seq        uint64
+	Checkpoint bool
 }
 
 // VerifyOption tunes Verify.
@@ -56,6 +67,16 @@ type VerifyOption func(*verifyConfig)
 type verifyConfig struct {
 	expect  *Head
 	entries func(Entry) error
+	since   uint64
+}
+
+// Since makes Verify check the log from the signed checkpoint at seq on: the records up to
+// seq are taken as vouched for by that checkpoint and need not be present (an evidence pack
+// carries only the part of the log it reports on). The checkpoint must be in the store and
+// its signature valid, and the first segment read must start at seq+1 with a record whose
+// prev hash is the checkpoint's hash. Since(0) is the whole log.
+func Since(seq uint64) VerifyOption {
+	return func(c *verifyConfig) { c.since = seq }
 }
 
 // ExpectHead makes Verify require that the log contains h: a record at h.Seq whose hash is
@@ -71,6 +92,16 @@ func WithEntries(fn func(Entry) error) VerifyOption {
 	return func(c *verifyConfig) { c.entries = fn }
 }
 
+// Source is what Verify reads a log from: a providers.Store, or the directory of an
+// evidence pack that holds a copy of the log's objects under the same keys.
+type Source interface {
+	// List calls fn for every object whose key starts with prefix, in lexical key order.
+	List(ctx context.Context, prefix string, fn func(providers.ObjectInfo) error) error
+	Get(ctx context.Context, key string, opts providers.GetOptions) (io.ReadCloser, error)
+}
+
+var _ Source = providers.Store(nil)
+
 // Verify reads region's whole log from store and checks it with the region's public key:
 // segment names continue one another, sequence numbers are consecutive from 1, each record
 // carries the hash of the one before (the first one the genesis hash), every signature is
@@ -83,7 +114,7 @@ func WithEntries(fn func(Entry) error) VerifyOption {
 // records there are); pass ExpectHead with a head kept elsewhere to close that window. And
 // anyone holding the private key can write a whole new consistent log; checkpoints under
 // retention and heads kept elsewhere expose that too.
-func Verify(ctx context.Context, store providers.Store, region string, pub ed25519.PublicKey, opts ...VerifyOption) (Report, error) {
+func Verify(ctx context.Context, store Source, region string, pub ed25519.PublicKey, opts ...VerifyOption) (Report, error) {
 	var cfg verifyConfig
 	for _, o := range opts {
 		o(&cfg)
@@ -102,6 +133,15 @@ func Verify(ctx context.Context, store providers.Store, region string, pub ed255
 	rep.Checkpoints = len(heads)
 
 	c := newChain(region, pub)
+	if cfg.since > 0 {
+		anchor, ok := heads[cfg.since]
+		if !ok {
+			return rep, &ChainError{Key: headKey(region, cfg.since), Seq: cfg.since,
+				Reason: "anchor checkpoint missing: the records are to be checked from this signed checkpoint on"}
+		}
+		c.next, c.prev = cfg.since+1, anchor.hash
+		rep.Anchored, rep.LastSeq = cfg.since, cfg.since
+	}
 	prefix := segmentPrefix(region)
 	var segKey string
 	check := func(e Entry) error {
@@ -136,6 +176,9 @@ func Verify(ctx context.Context, store providers.Store, region string, pub ed255
 		if !ok {
 			return &ChainError{Key: info.Key, Reason: "unexpected object among the segments (want <12-digit first seq>" + segmentExt + ")"}
 		}
+		if first <= cfg.since && rep.Segments == 0 {
+			return nil // vouched for by the anchor checkpoint
+		}
 		switch {
 		case first > c.next:
 			return &ChainError{Key: segmentKey(region, c.next), Seq: c.next, Reason: fmt.Sprintf(
@@ -146,6 +189,7 @@ func Verify(ctx context.Context, store providers.Store, region string, pub ed255
 		}
 		segKey = info.Key
 		rep.Segments++
+		rep.Objects = append(rep.Objects, Object{Key: info.Key, Seq: first})
 		return readObject(ctx, store, info.Key, func(r io.Reader) error {
 			return c.segment(info.Key, first, r, check)
 		})
@@ -171,6 +215,14 @@ func Verify(ctx context.Context, store providers.Store, region string, pub ed255
 			"segment missing: the log ends at seq %d, but the expected head is seq %d (log truncated)", rep.LastSeq, x.Seq)}
 	}
 	rep.Unanchored = rep.LastSeq - rep.Anchored
+	seqs := make([]uint64, 0, len(heads))
+	for seq := range heads {
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	for _, seq := range seqs {
+		rep.Objects = append(rep.Objects, Object{Key: heads[seq].key, Seq: seq, Checkpoint: true})
+	}
 	return rep, nil
 }
 
@@ -189,7 +241,7 @@ type checkpointInfo struct {
 }
 
 // loadCheckpoints reads and checks every checkpoint of region.
-func loadCheckpoints(ctx context.Context, store providers.Store, region string, pub ed25519.PublicKey) (map[uint64]checkpointInfo, error) {
+func loadCheckpoints(ctx context.Context, store Source, region string, pub ed25519.PublicKey) (map[uint64]checkpointInfo, error) {
 	heads := map[uint64]checkpointInfo{}
 	prefix := headPrefix(region)
 	err := store.List(ctx, prefix, func(info providers.ObjectInfo) error {
@@ -223,7 +275,7 @@ func loadCheckpoints(ctx context.Context, store providers.Store, region string, 
 }
 
 // readObject opens key and passes its content to fn.
-func readObject(ctx context.Context, store providers.Store, key string, fn func(io.Reader) error) error {
+func readObject(ctx context.Context, store Source, key string, fn func(io.Reader) error) error {
 	rc, err := store.Get(ctx, key, providers.GetOptions{})
 	if err != nil {
 		return fmt.Errorf("get %s: %w", key, err)

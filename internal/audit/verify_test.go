@@ -485,3 +485,39 @@ func TestVerifyWithWrongKey(t *testing.T) {
 	_, err := Verify(context.Background(), s, region, PublicKey(newSigner(t)))
 	requireChainError(t, err, seg(1), 1, "signature invalid")
 }
+
+// Since checks a log from a signed checkpoint on, as evidence packs carry it: the records
+// before it need not be there, and the first one after it must follow the checkpoint's hash.
+func TestVerifySinceCheckpoint(t *testing.T) {
+	s := newStore(t)
+	key := newSigner(t)
+	l := openLog(t, Options{Store: s, Signer: key, Clock: newClock().Now, Buffered: true, SegmentEvents: 5, CheckpointEvery: 2})
+	recordEvents(t, l, 1, 20)
+	require.NoError(t, l.Close(context.Background()))
+	full := verify(t, s, PublicKey(key))
+	require.Contains(t, listKeys(t, s, headPrefix(region)), headKey(region, 10))
+
+	// The records up to the checkpoint are gone; the rest verifies from it.
+	deleteObject(t, s, seg(1))
+	deleteObject(t, s, seg(6))
+	var seqs []uint64
+	rep := verify(t, s, PublicKey(key), Since(10), WithEntries(func(e Entry) error { seqs = append(seqs, e.Seq); return nil }))
+	assert.Equal(t, uint64(11), seqs[0])
+	assert.Len(t, seqs, 10)
+	assert.Equal(t, full.Head, rep.Head)
+	assert.Equal(t, full.Anchored, rep.Anchored, "the checkpoints after the anchor still vouch")
+
+	// Without that checkpoint there is nothing to start from.
+	_, err := Verify(context.Background(), s, region, PublicKey(key), Since(5))
+	requireChainError(t, err, headKey(region, 5), 5, "anchor checkpoint missing")
+
+	// A forged first record after the anchor does not follow the checkpoint's hash.
+	lines := segLines(t, s, seg(11))
+	r := parseLine(t, lines[0])
+	r.Prev = Hash{1}
+	lines[0] = forge(t, r, key)
+	deleteObject(t, s, seg(11))
+	putLines(t, s, seg(11), lines)
+	_, err = Verify(context.Background(), s, region, PublicKey(key), Since(10))
+	requireChainError(t, err, seg(11), 11, "prev hash mismatch")
+}

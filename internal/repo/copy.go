@@ -129,7 +129,9 @@ func Copy(ctx context.Context, src, dst providers.Store, dataset, pointID string
 	res.ObjectsCopied, res.ObjectsSkipped, res.BytesCopied = c.copied.Load(), c.skipped.Load(), c.bytes.Load()
 	res.Duration = time.Since(start)
 	ev := opts.event(src, dst, opts.Mode, pointID)
-	ev.Dataset, ev.Bytes, ev.ManifestHash = dataset, res.BytesCopied, res.ManifestHash
+	// Chunks counts the objects copied (packs, indexes, keys, the manifest), as legal hold
+	// events count objects.
+	ev.Dataset, ev.Bytes, ev.Chunks, ev.ManifestHash = dataset, res.BytesCopied, res.ObjectsCopied, res.ManifestHash
 	ev.Reason = fmt.Sprintf("%d objects copied, %d already present", res.ObjectsCopied, res.ObjectsSkipped)
 	switch {
 	case errors.Is(err, providers.ErrImmutable):

@@ -176,6 +176,12 @@ func (r *Repo) Points(ctx context.Context) ([]PointInfo, error) {
 	return listPoints(ctx, r.store, r.dataset, r.log)
 }
 
+// StorePoints lists the restore points (manifests) of dataset in st, oldest first, without
+// opening the repository: no key is needed. Evidence packs read placement this way.
+func StorePoints(ctx context.Context, st providers.Store, dataset string) ([]PointInfo, error) {
+	return listPoints(ctx, st, dataset, zap.NewNop())
+}
+
 func listPoints(ctx context.Context, st providers.Store, dataset string, log *zap.Logger) ([]PointInfo, error) {
 	prefix := pointsPrefix(dataset)
 	var points []PointInfo
