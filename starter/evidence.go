@@ -135,10 +135,25 @@ from the audit records, which are verified first. Check a pack with drflow audit
 		return err
 	}
 	begun := time.Now()
-	p, st, err := evidence.Build(ctx, evidence.BuildOptions{
+	sealer, err := openSealer(ctx, cfg, *stateDir, opened)
+	if err != nil {
+		return err
+	}
+	opts := evidence.BuildOptions{
 		Config: cfg, Stores: opened, PublicKeys: pubs, Period: evidence.Period{From: start, To: end},
 		Datasets: datasets, Out: *out, GeneratedBy: "drflow evidence",
-	})
+	}
+	if sealer != nil {
+		opts.Recorder = sealer
+	} else {
+		fmt.Fprintln(e.stderr, "drflow evidence: no region's signing key in --state-dir; the pack's observations will not be signed")
+	}
+	p, st, err := evidence.Build(ctx, opts)
+	if sealer != nil {
+		if cerr := sealer.Close(context.WithoutCancel(ctx)); err == nil && cerr != nil {
+			err = cerr
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -166,6 +181,24 @@ from the audit records, which are verified first. Check a pack with drflow audit
 	fmt.Fprintf(e.stdout, "open %s, or check it with: drflow audit verify %s --key REGION=FILE.pem\n",
 		filepath.Join(*out, evidence.FileHTML), *out)
 	return nil
+}
+
+// openSealer opens the audit log of the first region whose signing key is in stateDir, for
+// the record that signs a pack's observations; nil if there is none.
+func openSealer(ctx context.Context, cfg *config.Config, stateDir string, opened map[string]providers.Store) (*audit.Log, error) {
+	for _, region := range cfg.Regions() {
+		path := filepath.Join(stateDir, "audit", region+".key")
+		if _, err := os.Stat(path); err != nil {
+			continue
+		}
+		signer, err := audit.LoadOrCreateSigner(path)
+		if err != nil {
+			return nil, err
+		}
+		loc, _ := evidence.AuditLocation(cfg, region)
+		return audit.Open(ctx, audit.Options{Store: opened[loc.Name], Region: region, Signer: signer})
+	}
+	return nil, nil
 }
 
 // openAll opens every configured location.

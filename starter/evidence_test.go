@@ -191,6 +191,8 @@ func TestEvidencePackEndToEnd(t *testing.T) {
 	assert.Equal(t, 1.0, p.Objectives.Summary[0].DrillShare)
 	require.NotNil(t, p.Objectives.Summary[0].NewestDrill)
 
+	assert.NotEmpty(t, p.Seal.Ref, "the observations are signed in the audit log")
+
 	// Controls.
 	status := map[string]string{}
 	for _, c := range p.Controls {

@@ -28,6 +28,9 @@ const (
 	// exposure it closed, against the tier's objective. (KindRestorePoint is the point
 	// itself, written by the repository.)
 	KindBackup = "backup"
+	// KindEvidence is an evidence pack made: ManifestHash is the SHA-256 of what the pack
+	// observed in the stores, which the record thereby signs.
+	KindEvidence = "evidence"
 )
 
 // Outcomes.

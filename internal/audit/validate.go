@@ -46,7 +46,7 @@ func Validate(e Event) error {
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 
 	switch e.Kind {
-	case KindRestorePoint, KindCopy, KindPolicy, KindKey, KindVerify, KindRestore, KindHold, KindDrill, KindPrune, KindGC, KindRunbook, KindBackup:
+	case KindRestorePoint, KindCopy, KindPolicy, KindKey, KindVerify, KindRestore, KindHold, KindDrill, KindPrune, KindGC, KindRunbook, KindBackup, KindEvidence:
 	case "":
 		add("kind is missing")
 	default:

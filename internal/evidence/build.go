@@ -40,6 +40,10 @@ type BuildOptions struct {
 	GeneratedBy string
 	// Now stamps the pack; nil means time.Now.
 	Now func() time.Time
+	// Recorder, if set, is a region's audit log: the pack's observations (placement, holds,
+	// configuration) are signed there by a record naming their hash, which the pack then
+	// carries. Without it they are the generator's word only, and the pack says so.
+	Recorder audit.Recorder
 }
 
 // Stats describe a built pack.
@@ -82,6 +86,21 @@ func Build(ctx context.Context, opts BuildOptions) (*Pack, Stats, error) {
 		Datasets:    datasets,
 		Config:      Summarize(cfg, datasets),
 	}
+	if in.Placement, err = readPlacement(ctx, opts, datasets); err != nil {
+		return nil, st, err
+	}
+	if in.Holds, err = readHolds(ctx, opts, datasets); err != nil {
+		return nil, st, err
+	}
+	if opts.Recorder != nil {
+		// Sign the observations before the logs are copied, so that the record is in the pack.
+		err := opts.Recorder.Record(ctx, audit.Event{Kind: audit.KindEvidence, Outcome: audit.OutcomeOK, Actor: opts.GeneratedBy,
+			ManifestHash: ObservationsHash(in), Reason: fmt.Sprintf("evidence pack of %d datasets for %s to %s: observations signed",
+				len(datasets), in.Period.From.Format(time.RFC3339), in.Period.To.Format(time.RFC3339))})
+		if err != nil {
+			return nil, st, fmt.Errorf("evidence: sign the observations: %w", err)
+		}
+	}
 	for _, region := range cfg.Regions() {
 		log, records, found, err := copyLog(ctx, opts, region)
 		if err != nil {
@@ -97,12 +116,6 @@ func Build(ctx context.Context, opts BuildOptions) (*Pack, Stats, error) {
 	}
 	if len(in.Audit) == 0 {
 		return nil, st, errors.New("evidence: no region has an audit log in its first location; nothing to report from")
-	}
-	if in.Placement, err = readPlacement(ctx, opts, datasets); err != nil {
-		return nil, st, err
-	}
-	if in.Holds, err = readHolds(ctx, opts, datasets); err != nil {
-		return nil, st, err
 	}
 	p := Derive(in)
 	if err := writePack(opts.Out, p); err != nil {

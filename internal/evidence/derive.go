@@ -2,6 +2,9 @@ package evidence
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -55,7 +58,44 @@ func Derive(in Input) *Pack {
 	p.Holds = d.holds(in.Holds)
 	p.Objectives = d.objectives()
 	p.Controls = d.controls(p)
+	p.Seal = Seal{ObservationsSHA256: ObservationsHash(in)}
+	for i := len(d.all) - 1; i >= 0; i-- {
+		if e := d.all[i].Event; e.Kind == audit.KindEvidence && e.Outcome == audit.OutcomeOK && e.ManifestHash == p.Seal.ObservationsSHA256 {
+			p.Seal.Ref = d.all[i].Ref()
+			break
+		}
+	}
 	return p
+}
+
+// ObservationsHash is the hex SHA-256 of the canonical JSON of what a pack observed rather
+// than derived: when and by whom it was made, its period and datasets, the configuration
+// summary, and placement and holds as read from the stores (without what Derive adds).
+func ObservationsHash(in Input) string {
+	placement := make([]Placement, len(in.Placement))
+	for i, pl := range in.Placement {
+		pl.Points, pl.Refs, pl.Unbacked = nonNil(pl.Points), nil, nil
+		placement[i] = pl
+	}
+	hs := make([]Hold, len(in.Holds))
+	for i, h := range in.Holds {
+		h.Points, h.Coverage, h.Approvers, h.Steps = nonNil(h.Points), nonNil(h.Coverage), nonNil(h.Approvers), nil
+		hs[i] = h
+	}
+	data, err := json.Marshal(struct {
+		GeneratedAt time.Time     `json:"generated_at"`
+		GeneratedBy string        `json:"generated_by"`
+		Period      Period        `json:"period"`
+		Datasets    []string      `json:"datasets"`
+		Config      ConfigSummary `json:"config"`
+		Placement   []Placement   `json:"placement"`
+		Holds       []Hold        `json:"holds"`
+	}{in.GeneratedAt.UTC(), in.GeneratedBy, Period{in.Period.From.UTC(), in.Period.To.UTC()}, nonNil(in.Datasets), in.Config, placement, hs})
+	if err != nil {
+		return "" // the types above always encode
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
 
 type deriver struct {
@@ -81,6 +121,13 @@ func newDeriver(in Input) *deriver {
 		d.datasets = []string{}
 	}
 	d.all = slices.Clone(in.Records)
+	for i := range d.all {
+		// Report when the event happened, not when the log sealed it (a buffered log seals
+		// events later, in batches). The event's time is signed with the record.
+		if t := d.all[i].Event.Time; !t.IsZero() && t.Before(d.all[i].Time) {
+			d.all[i].Time = t.UTC()
+		}
+	}
 	slices.SortStableFunc(d.all, func(a, b Record) int {
 		return cmp.Or(a.Time.Compare(b.Time), strings.Compare(a.Region, b.Region), cmp.Compare(a.Seq, b.Seq))
 	})

@@ -42,6 +42,17 @@ type Pack struct {
 	Holds      []Hold        `json:"holds"`
 	Objectives Objectives    `json:"objectives"`
 	Controls   []Control     `json:"controls"`
+	// Seal ties the observations (Config, and Placement and Holds as read from the stores)
+	// to a signed audit record written when the pack was made.
+	Seal Seal `json:"seal"`
+}
+
+// Seal is the SHA-256 of a pack's observations and the audit record whose manifest_hash
+// is that hash. Ref is empty when no record in the pack signs them (the pack was made
+// without a region's signing key): the observations are then the generator's word only.
+type Seal struct {
+	ObservationsSHA256 string `json:"observations_sha256"`
+	Ref                string `json:"ref,omitempty"`
 }
 
 // Period is the half-open interval [From, To) the pack reports on.

@@ -148,6 +148,9 @@ func VerifyPack(ctx context.Context, dir string, keys map[string]ed25519.PublicK
 	if !bytes.Equal(page, html) {
 		return rep, &Finding{File: FileHTML, What: "edited", Detail: "index.html is not the rendering of evidence.json"}
 	}
+	if derived.Seal.Ref == "" {
+		rep.Warnings = append(rep.Warnings, "no audit record signs the pack's observations (placement, holds, configuration): they are the generator's word only")
+	}
 	for _, pl := range derived.Placement {
 		if len(pl.Unbacked) > 0 {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s at %s: %d points with no record in the pack (written before its first record, or not by drflow), e.g. %s",
