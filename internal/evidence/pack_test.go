@@ -236,7 +236,9 @@ func tamperCases(t *testing.T, good string, keys map[string]ed25519.PublicKey, p
 		tamper           func(dir string)
 	}{
 		{"edit a record", seg, "edited", func(dir string) {
-			edit(t, filepath.Join(dir, seg), func(b []byte) []byte { return bytes.Replace(b, []byte(`"bytes":1048576`), []byte(`"bytes":1048577`), 1) })
+			edit(t, filepath.Join(dir, seg), func(b []byte) []byte {
+				return bytes.Replace(b, []byte(`"bytes":1048576`), []byte(`"bytes":1048577`), 1)
+			})
 		}},
 		{"swap two records", seg, "reordered", func(dir string) {
 			editSegment(t, filepath.Join(dir, seg), func(l [][]byte) [][]byte { l[2], l[3] = l[3], l[2]; return l })
