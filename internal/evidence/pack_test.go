@@ -112,6 +112,8 @@ func writeHistory(tb testing.TB, backups, drills, segEvents int) *history {
 				put(dst.loc, "datasets/files/points/"+point)
 			}
 		}
+		rec(audit.Event{Kind: audit.KindVerify, Outcome: audit.OutcomeOK, Actor: "workflow backup-files", Dataset: "files", Point: point,
+			Location: "eu-primary", Jurisdiction: "EU", Bytes: 1 << 20, Chunks: 1, Reason: "1 of 12 chunks checked (sample 10%, seed 1), 0 failures"})
 		rpo := int64(0)
 		if !prevAsOf.IsZero() {
 			rpo = now.Sub(prevAsOf).Milliseconds()
