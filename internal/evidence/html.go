@@ -70,8 +70,12 @@ type reportView struct {
 	GeneratedBy string
 	From, To    string
 	Datasets    []string
-	Counts      []reportCount
-	Failing     int
+	// SealHash and SealRef say whether a signed audit record vouches for the observations
+	// (configuration, placement, holds); without SealRef they are the generator's word only.
+	SealHash string
+	SealRef  reportRef
+	Counts   []reportCount
+	Failing  int
 
 	Tiers          []reportTier
 	DatasetConfigs []reportDatasetConfig
@@ -240,7 +244,11 @@ func newReportView(p *Pack) *reportView {
 		From:        reportTime(p.Period.From),
 		To:          reportTime(p.Period.To),
 		Datasets:    p.Datasets,
+		SealHash:    p.Seal.ObservationsSHA256,
 		KEKs:        p.Keys.KEKs,
+	}
+	if p.Seal.Ref != "" {
+		v.SealRef = r.ref(p.Seal.Ref)
 	}
 	if len(v.KEKs) == 0 {
 		v.KEKs = p.Config.KEKs
@@ -733,9 +741,9 @@ func reportPlacements(p *Pack, r *reportRefs) []reportJurisdiction {
 		}
 		switch {
 		case pl.WORM && pl.ServerEnforced:
-			row.WORM = "yes, by the service"
+			row.WORM = "the service"
 		case pl.WORM:
-			row.WORM = "yes, by drflow"
+			row.WORM = "drflow's adapter"
 		}
 		if pl.Mode == "full" {
 			switch h := home[pl.Dataset]; {
