@@ -22,6 +22,7 @@ import (
 	"github.com/drflow/drflow/internal/audit"
 	"github.com/drflow/drflow/internal/config"
 	"github.com/drflow/drflow/internal/keys"
+	"github.com/drflow/drflow/internal/labels"
 	"github.com/drflow/drflow/internal/stores"
 	"github.com/drflow/drflow/providers"
 )
@@ -54,6 +55,9 @@ type Activities struct {
 	// Schedules pauses and resumes schedules (runbooks); nil on workers without a Temporal
 	// client.
 	Schedules SchedulePauser
+	// Labels names datasets where Temporal shows them in the clear (search_attributes);
+	// nil labels by name.
+	Labels *labels.Labeler
 
 	// closers release what New opened.
 	closers []func(context.Context) error
@@ -112,6 +116,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Activities, er
 	}
 	if a.ScratchDir == "" {
 		a.ScratchDir = filepath.Join(opts.StateDir, "scratch")
+	}
+	var err error
+	if a.Labels, err = labels.New(cfg); err != nil {
+		return nil, fmt.Errorf("activities: %w", err)
 	}
 	if err := os.MkdirAll(a.ScratchDir, 0o700); err != nil {
 		return nil, fmt.Errorf("activities: scratch directory: %w", err)

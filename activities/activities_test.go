@@ -111,7 +111,8 @@ func TestPlan(t *testing.T) {
 	var got PlanResult
 	require.NoError(t, val.Get(&got))
 	assert.Equal(t, PlanResult{Dataset: "files", Location: "eu-primary", Region: "eu-west-1", Jurisdiction: "EU",
-		Tier: "tier1", TierLevel: 1, RPO: 15 * 60e9, RTO: 3600e9, Replicas: []string{}, Replication: "async"}, got)
+		Tier: "tier1", TierLevel: 1, RPO: 15 * 60e9, RTO: 3600e9, Replicas: []string{}, Replication: "async", Label: "files"}, got,
+		"with search_attributes: names the label is the name")
 
 	_, err = env.ExecuteActivity(a.Plan, PlanInput{Dataset: "nope"})
 	assertNonRetryable(t, err, ErrTypeNotFound)

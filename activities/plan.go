@@ -32,6 +32,10 @@ type PlanResult struct {
 	// once the primary does).
 	Replicas    []string `json:"replicas"`
 	Replication string   `json:"replication"`
+	// Label names the dataset in search attributes and child workflow IDs: its name, or a
+	// keyed hash of it (search_attributes: hashed). Empty in plans recorded before labels;
+	// the name is used then.
+	Label string `json:"label,omitempty"`
 }
 
 // Plan runs on the control task queue: it needs only the configuration.
@@ -55,6 +59,7 @@ func (a *Activities) Plan(_ context.Context, in PlanInput) (PlanResult, error) {
 		RTO:          tier.RTO,
 		Replicas:     append([]string{}, ds.Replicas...),
 		Replication:  string(tier.Replication),
+		Label:        a.Labels.Dataset(ds.Name),
 	}, nil
 }
 

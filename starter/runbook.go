@@ -131,6 +131,10 @@ func runRunbook(ctx context.Context, e *env, wf workflowFlags, in workflows.Runb
 	if err := in.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	var err error
+	if in.Labels, err = runbookLabels(*wf.config); err != nil {
+		return err
+	}
 	c, err := dialTemporal(ctx, *wf.config, *wf.temporalAddress, *wf.namespace, *wf.dialTimeout)
 	if err != nil {
 		return err

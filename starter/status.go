@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/drflow/drflow/internal/config"
+	"github.com/drflow/drflow/internal/labels"
 	"github.com/drflow/drflow/internal/repo"
 	"github.com/drflow/drflow/internal/stores"
 	"github.com/drflow/drflow/providers"
@@ -157,11 +158,15 @@ func datasetStatusOf(ctx context.Context, c client.Client, cfg *config.Config, d
 		Dataset: ds.Name, Tier: tier.Name, TierLevel: tier.Level,
 		RPOObjectiveSeconds: tier.RPO.Seconds(), RTOObjectiveSeconds: tier.RTO.Seconds(),
 	}
-	var err error
-	if st.Backup, err = latestRun(ctx, c, namespace, ds.Name, workflows.KindBackup, tier); err != nil {
+	lab, err := labels.New(cfg)
+	if err != nil {
 		return st, err
 	}
-	if st.Drill, err = latestRun(ctx, c, namespace, ds.Name, workflows.KindDrill, tier); err != nil {
+	label := lab.Dataset(ds.Name)
+	if st.Backup, err = latestRun(ctx, c, namespace, label, workflows.KindBackup, tier); err != nil {
+		return st, err
+	}
+	if st.Drill, err = latestRun(ctx, c, namespace, label, workflows.KindDrill, tier); err != nil {
 		return st, err
 	}
 	switch {

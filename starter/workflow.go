@@ -17,6 +17,7 @@ import (
 	"github.com/drflow/drflow/activities"
 	"github.com/drflow/drflow/internal/codec"
 	"github.com/drflow/drflow/internal/config"
+	"github.com/drflow/drflow/internal/labels"
 	"github.com/drflow/drflow/workflows"
 )
 
@@ -151,6 +152,38 @@ func payloadConverter(cfgPath string) (converter.DataConverter, error) {
 	return c.DataConverter(), nil
 }
 
+// datasetLabel is how Temporal names dataset under the configuration's search_attributes:
+// its name, or a keyed hash of it.
+func datasetLabel(cfgPath, dataset string) (string, error) {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return "", err
+	}
+	lab, err := labels.New(cfg)
+	if err != nil {
+		return "", err
+	}
+	return lab.Dataset(dataset), nil
+}
+
+// runbookLabels returns the labels of every configured dataset when they are hashed (nil
+// when datasets are named): runbooks name their children and search attributes with them.
+func runbookLabels(cfgPath string) (map[string]string, error) {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	lab, err := labels.New(cfg)
+	if err != nil || !lab.Hashed() {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, ds := range cfg.Datasets {
+		out[ds.Name] = lab.Dataset(ds.Name)
+	}
+	return out, nil
+}
+
 // runID returns a workflow ID for a run started now: base plus a UTC time suffix, so that
 // repeated runs do not collide.
 func runID(base string, now time.Time) string {
@@ -171,8 +204,12 @@ func backupCmd(ctx context.Context, e *env, args []string) error {
 	if err := loadDataset(*wf.config, dataset); err != nil {
 		return err
 	}
+	label, err := datasetLabel(*wf.config, dataset)
+	if err != nil {
+		return err
+	}
 	var res workflows.BackupResult
-	done, err := startWorkflow(ctx, e, wf, workflows.BackupWorkflowID(dataset), workflows.BackupWorkflow,
+	done, err := startWorkflow(ctx, e, wf, workflows.BackupWorkflowID(label), workflows.BackupWorkflow,
 		workflows.BackupInput{Dataset: dataset}, &res)
 	if err != nil || !done {
 		return err
@@ -214,8 +251,12 @@ func drillCmd(ctx context.Context, e *env, args []string) error {
 	if err := loadDataset(*wf.config, dataset); err != nil {
 		return err
 	}
+	label, err := datasetLabel(*wf.config, dataset)
+	if err != nil {
+		return err
+	}
 	var res workflows.DrillResult
-	done, err := startWorkflow(ctx, e, wf, workflows.DrillWorkflowID(dataset), workflows.RestoreDrillWorkflow, in, &res)
+	done, err := startWorkflow(ctx, e, wf, workflows.DrillWorkflowID(label), workflows.RestoreDrillWorkflow, in, &res)
 	if err != nil || !done {
 		return err
 	}

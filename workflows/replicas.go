@@ -37,21 +37,22 @@ func replicateAll(ctx workflow.Context, dataset, point string, plan activities.P
 		policy = enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL
 	}
 	futures := make([]workflow.ChildWorkflowFuture, len(plan.Replicas))
+	label := labelOr(plan.Label, dataset)
 	for i, loc := range plan.Replicas {
-		id := ReplicateWorkflowID(dataset, point, loc)
+		id := ReplicateWorkflowID(label, point, loc)
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 			WorkflowID:        id,
 			TaskQueue:         ControlTaskQueue,
 			ParentClosePolicy: policy,
 			// Filterable from the moment it starts, before its own upsert.
 			TypedSearchAttributes: temporal.NewSearchAttributes(
-				SearchAttrDataset.ValueSet(dataset),
+				SearchAttrDataset.ValueSet(label),
 				SearchAttrTier.ValueSet(int64(plan.TierLevel)),
 				SearchAttrKind.ValueSet(KindReplicate),
 			),
 		})
 		futures[i] = workflow.ExecuteChildWorkflow(cctx, ReplicateWorkflow,
-			ReplicateInput{Dataset: dataset, RestorePoint: point, Location: loc})
+			ReplicateInput{Dataset: dataset, RestorePoint: point, Location: loc, Label: plan.Label})
 		results[i] = ReplicaResult{Location: loc, WorkflowID: id}
 	}
 

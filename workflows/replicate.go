@@ -25,7 +25,7 @@ func ReplicateWorkflow(ctx workflow.Context, in ReplicateInput) (ReplicaResult, 
 		return ReplicaResult{}, err
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx,
-		SearchAttrDataset.ValueSet(in.Dataset),
+		SearchAttrDataset.ValueSet(in.label()),
 		SearchAttrKind.ValueSet(KindReplicate),
 	); err != nil {
 		return ReplicaResult{}, err

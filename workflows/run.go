@@ -32,7 +32,7 @@ func startDatasetRun(ctx workflow.Context, kind string, in activities.PlanInput)
 	}
 	r.obj = objectivesOf(r.plan)
 	err = workflow.UpsertTypedSearchAttributes(ctx,
-		SearchAttrDataset.ValueSet(in.Dataset),
+		SearchAttrDataset.ValueSet(labelOr(r.plan.Label, in.Dataset)),
 		SearchAttrTier.ValueSet(int64(r.obj.Tier)),
 		SearchAttrKind.ValueSet(kind),
 	)

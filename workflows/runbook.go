@@ -361,7 +361,7 @@ func (r *runbookRun) searchAttributes() []temporal.SearchAttributeUpdate {
 	for _, p := range r.in.Runbook.Params {
 		if p.Type == runbooks.TypeDataset {
 			if v := r.params[p.Name]; v.Scalar != "" {
-				updates = append(updates, SearchAttrDataset.ValueSet(v.Scalar))
+				updates = append(updates, SearchAttrDataset.ValueSet(r.in.label(v.Scalar)))
 				break
 			}
 		}

@@ -198,7 +198,7 @@ func (x actionRun) childCtx(ctx workflow.Context, id, dataset, kind string) work
 		WorkflowID: id,
 		TaskQueue:  ControlTaskQueue,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			SearchAttrDataset.ValueSet(dataset),
+			SearchAttrDataset.ValueSet(x.r.in.label(dataset)),
 			SearchAttrKind.ValueSet(kind),
 		),
 	}
@@ -217,7 +217,7 @@ func (x actionRun) child(ctx workflow.Context, name string) (outputs, error) {
 	switch name {
 	case runbooks.ActionBackup:
 		var res BackupResult
-		id := x.childID(BackupWorkflowID(ds))
+		id := x.childID(BackupWorkflowID(x.r.in.label(ds)))
 		if err := workflow.ExecuteChildWorkflow(x.childCtx(ctx, id, ds, KindBackup), BackupWorkflow, BackupInput{Dataset: ds}).Get(ctx, &res); err != nil {
 			return nil, err
 		}
@@ -225,8 +225,8 @@ func (x actionRun) child(ctx workflow.Context, name string) (outputs, error) {
 			"rpo_seconds": floatValue(res.RPOSeconds), "workflow_id": runbooks.S(id)}, nil
 	case runbooks.ActionReplicate:
 		var res ReplicaResult
-		in := ReplicateInput{Dataset: ds, RestorePoint: x.args.str("point"), Location: x.args.str("location")}
-		id := x.childID(ReplicateWorkflowID(ds, in.RestorePoint, in.Location))
+		in := ReplicateInput{Dataset: ds, RestorePoint: x.args.str("point"), Location: x.args.str("location"), Label: x.r.in.Labels[ds]}
+		id := x.childID(ReplicateWorkflowID(in.label(), in.RestorePoint, in.Location))
 		if err := workflow.ExecuteChildWorkflow(x.childCtx(ctx, id, ds, KindReplicate), ReplicateWorkflow, in).Get(ctx, &res); err != nil {
 			return nil, err
 		}
@@ -235,7 +235,7 @@ func (x actionRun) child(ctx workflow.Context, name string) (outputs, error) {
 	case runbooks.ActionDrill:
 		var res DrillResult
 		in := DrillInput{Dataset: ds, RestorePoint: x.args.str("point"), Location: x.args.str("location")}
-		id := x.childID(DrillWorkflowID(ds))
+		id := x.childID(DrillWorkflowID(x.r.in.label(ds)))
 		if err := workflow.ExecuteChildWorkflow(x.childCtx(ctx, id, ds, KindDrill), RestoreDrillWorkflow, in).Get(ctx, &res); err != nil {
 			return nil, err
 		}
@@ -244,7 +244,7 @@ func (x actionRun) child(ctx workflow.Context, name string) (outputs, error) {
 			"objectives_met": boolValue(res.ObjectivesMet()), "workflow_id": runbooks.S(id)}, nil
 	default:
 		var res RetentionResult
-		id := x.childID(RetentionWorkflowID(ds))
+		id := x.childID(RetentionWorkflowID(x.r.in.label(ds)))
 		if err := workflow.ExecuteChildWorkflow(x.childCtx(ctx, id, ds, KindRetention), RetentionWorkflow, RetentionInput{Dataset: ds}).Get(ctx, &res); err != nil {
 			return nil, err
 		}

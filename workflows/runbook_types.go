@@ -17,7 +17,14 @@ type RunbookInput struct {
 	// RequestedBy is who started the run. No approval gate of the run accepts their vote:
 	// every gate needs someone else.
 	RequestedBy string `json:"requested_by"`
+	// Labels maps the datasets the run may touch to their labels in search attributes and
+	// child workflow IDs (see activities.PlanResult.Label); a dataset not in it is named.
+	// drflow's command line fills it in from the configuration.
+	Labels map[string]string `json:"labels,omitempty"`
 }
+
+// label is dataset's label in this run.
+func (in RunbookInput) label(dataset string) string { return labelOr(in.Labels[dataset], dataset) }
 
 // Validate checks the runbook and the parameter values before any step runs.
 func (in RunbookInput) Validate() error {

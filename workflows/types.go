@@ -97,6 +97,21 @@ type ReplicateInput struct {
 	Dataset      string `json:"dataset"`
 	RestorePoint string `json:"restore_point"`
 	Location     string `json:"location"`
+	// Label is the dataset's label in search attributes (see PlanResult.Label); empty means
+	// its name.
+	Label string `json:"label,omitempty"`
+}
+
+// label is the dataset's label for search attributes.
+func (in ReplicateInput) label() string { return labelOr(in.Label, in.Dataset) }
+
+// labelOr returns label, or the dataset's name where none was given (plans and inputs
+// recorded before labels, runbooks started without them).
+func labelOr(label, dataset string) string {
+	if label != "" {
+		return label
+	}
+	return dataset
 }
 
 // Validate checks the input before any work is scheduled.
@@ -105,6 +120,9 @@ func (in ReplicateInput) Validate() error {
 	v.name("dataset", in.Dataset)
 	v.pointID("restore_point", in.RestorePoint)
 	v.name("location", in.Location)
+	if in.Label != "" {
+		v.name("label", in.Label)
+	}
 	return v.err()
 }
 

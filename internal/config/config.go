@@ -59,6 +59,11 @@ type Config struct {
 	// sends to Temporal; empty sends them in the clear. The environment variable
 	// DRFLOW_CODEC_KEY_FILE, when set, names it instead (see PayloadKeyFile).
 	CodecKeyFile string
+	// SearchAttributes says how runs name their dataset where Temporal shows it in the clear:
+	// search attribute values, workflow IDs and schedule IDs. SearchAttributesNames (the
+	// default) uses the dataset's name; SearchAttributesHashed a keyed hash of it (needs the
+	// payload keyring, whose first key is the hash key).
+	SearchAttributes string
 
 	// Indexes into the slices above, built once by Parse.
 	regions       map[string]string // region -> jurisdiction
@@ -393,6 +398,12 @@ func lookup[T any](items []T, idx map[string]int, name string) (T, bool) {
 	}
 	return items[i], true
 }
+
+// Values of Config.SearchAttributes.
+const (
+	SearchAttributesNames  = "names"
+	SearchAttributesHashed = "hashed"
+)
 
 // EnvCodecKeyFile names the payload keyring instead of the configuration's codec.key_file.
 const EnvCodecKeyFile = "DRFLOW_CODEC_KEY_FILE"

@@ -14,6 +14,8 @@ type fileConfig struct {
 	Datasets      []fileDataset      `yaml:"datasets"`
 	Approvers     []fileApprovers    `yaml:"approvers"`
 	Codec         *fileCodec         `yaml:"codec"`
+	// SearchAttributes is "names" (the default) or "hashed".
+	SearchAttributes string `yaml:"search_attributes"`
 }
 
 // fileCodec names the payload keyring that encrypts what drflow sends to Temporal.

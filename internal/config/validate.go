@@ -59,6 +59,15 @@ func (c *checker) check(f *fileConfig, baseDir string) *Config {
 	c.checkDatasets(f.Datasets, cfg)
 	c.checkApprovers(f.Approvers, cfg)
 	c.checkCodec(f.Codec, cfg)
+	switch f.SearchAttributes {
+	case "", SearchAttributesNames:
+		cfg.SearchAttributes = SearchAttributesNames
+	case SearchAttributesHashed:
+		cfg.SearchAttributes = SearchAttributesHashed
+	default:
+		c.addf("search_attributes", "%q is not %q (dataset names in search attributes and workflow IDs) or %q (keyed hashes of them)",
+			f.SearchAttributes, SearchAttributesNames, SearchAttributesHashed)
+	}
 	if baseDir != "" {
 		resolvePaths(cfg, baseDir)
 	}

@@ -1,6 +1,7 @@
 package schedules
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -185,7 +186,7 @@ func (s Schedule) action() *client.ScheduleWorkflowAction {
 		TaskQueue: s.TaskQueue,
 		// Set at start, so runs are filterable before the workflow upserts its own.
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SearchAttrDataset.ValueSet(s.Dataset),
+			workflows.SearchAttrDataset.ValueSet(cmp.Or(s.Label, s.Dataset)),
 			workflows.SearchAttrKind.ValueSet(s.Kind),
 			workflows.SearchAttrTier.ValueSet(int64(s.Tier)),
 		),

@@ -24,6 +24,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/drflow/drflow/internal/config"
+	"github.com/drflow/drflow/internal/labels"
 	"github.com/drflow/drflow/workflows"
 )
 
@@ -57,8 +58,11 @@ const (
 type Schedule struct {
 	ID      string
 	Dataset string
-	Kind    string // workflows.KindBackup, KindDrill or KindRetention
-	Tier    int    // level of the dataset's tier, 1 to 3
+	// Label names the dataset in the schedule's ID, its runs' IDs and their search
+	// attributes: its name, or a keyed hash of it (search_attributes: hashed).
+	Label string
+	Kind  string // workflows.KindBackup, KindDrill or KindRetention
+	Tier  int    // level of the dataset's tier, 1 to 3
 
 	Every          time.Duration
 	Jitter         time.Duration
@@ -78,6 +82,10 @@ type Schedule struct {
 // ("drflow-backup-orders"); the server appends the scheduled time to the latter, so runs
 // never take the schedule's name.
 func Plan(cfg *config.Config) ([]Schedule, error) {
+	lab, err := labels.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("plan schedules: %w", err)
+	}
 	var out []Schedule
 	for _, ds := range cfg.Datasets {
 		tier, ok := cfg.Tier(ds.Tier)
@@ -85,7 +93,8 @@ func Plan(cfg *config.Config) ([]Schedule, error) {
 			// Load validates every reference; only a Config built by hand gets here.
 			return nil, fmt.Errorf("plan schedules: dataset %s has unknown tier %q", ds.Name, ds.Tier)
 		}
-		out = append(out, backupSchedule(ds.Name, tier), drillSchedule(ds.Name, tier), retentionSchedule(ds.Name, tier))
+		label := lab.Dataset(ds.Name)
+		out = append(out, backupSchedule(ds.Name, label, tier), drillSchedule(ds.Name, label, tier), retentionSchedule(ds.Name, label, tier))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
@@ -93,10 +102,11 @@ func Plan(cfg *config.Config) ([]Schedule, error) {
 
 // newSchedule returns the schedule of kind for dataset that starts workflowType with input on
 // the control queue, with workflowID (the schedule's ID too), skipping overlaps.
-func newSchedule(kind, dataset string, tier config.Tier, workflowID, workflowType string, input any) Schedule {
+func newSchedule(kind, dataset, label string, tier config.Tier, workflowID, workflowType string, input any) Schedule {
 	return Schedule{
 		ID:           workflowID,
 		Dataset:      dataset,
+		Label:        label,
 		Kind:         kind,
 		Tier:         tier.Level,
 		Overlap:      enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
@@ -107,8 +117,8 @@ func newSchedule(kind, dataset string, tier config.Tier, workflowID, workflowTyp
 	}
 }
 
-func backupSchedule(dataset string, tier config.Tier) Schedule {
-	s := newSchedule(workflows.KindBackup, dataset, tier, workflows.BackupWorkflowID(dataset), BackupWorkflowType,
+func backupSchedule(dataset, label string, tier config.Tier) Schedule {
+	s := newSchedule(workflows.KindBackup, dataset, label, tier, workflows.BackupWorkflowID(label), BackupWorkflowType,
 		workflows.BackupInput{Dataset: dataset})
 	s.Every = tier.BackupEvery
 	s.Jitter = min(tier.BackupEvery/jitterDivisor, maxBackupJitter)
@@ -124,10 +134,10 @@ func backupSchedule(dataset string, tier config.Tier) Schedule {
 	return s
 }
 
-func drillSchedule(dataset string, tier config.Tier) Schedule {
+func drillSchedule(dataset, label string, tier config.Tier) Schedule {
 	// Scheduled drills pick any restore point, so older points are exercised too. Overlaps
 	// are skipped: one drill of a dataset at a time.
-	s := newSchedule(workflows.KindDrill, dataset, tier, workflows.DrillWorkflowID(dataset), DrillWorkflowType,
+	s := newSchedule(workflows.KindDrill, dataset, label, tier, workflows.DrillWorkflowID(label), DrillWorkflowType,
 		workflows.DrillInput{Dataset: dataset, RestorePoint: workflows.RestorePointRandom})
 	s.Every = tier.DrillEvery
 	s.Jitter = min(tier.DrillEvery/jitterDivisor, maxDrillJitter)
@@ -139,8 +149,8 @@ func drillSchedule(dataset string, tier config.Tier) Schedule {
 	return s
 }
 
-func retentionSchedule(dataset string, tier config.Tier) Schedule {
-	s := newSchedule(workflows.KindRetention, dataset, tier, workflows.RetentionWorkflowID(dataset), RetentionWorkflowType,
+func retentionSchedule(dataset, label string, tier config.Tier) Schedule {
+	s := newSchedule(workflows.KindRetention, dataset, label, tier, workflows.RetentionWorkflowID(label), RetentionWorkflowType,
 		workflows.RetentionInput{Dataset: dataset})
 	s.Every = RetentionEvery
 	s.Jitter = retentionJitter

@@ -69,10 +69,10 @@ func TestPlanExample(t *testing.T) {
 
 func TestPlanShortIntervalsKeepTheServersMinimumCatchup(t *testing.T) {
 	tier := config.Tier{Level: 1, BackupEvery: 4 * time.Second, DrillEvery: 2 * time.Second}
-	b := backupSchedule("files", tier)
+	b := backupSchedule("files", "files", tier)
 	assert.Equal(t, MinCatchupWindow, b.CatchupWindow)
 	assert.Equal(t, 200*time.Millisecond, b.Jitter)
-	assert.Equal(t, MinCatchupWindow, drillSchedule("files", tier).CatchupWindow)
+	assert.Equal(t, MinCatchupWindow, drillSchedule("files", "files", tier).CatchupWindow)
 }
 
 // described returns s as the server describes it after a create: inputs as payloads.
@@ -93,7 +93,7 @@ func described(t *testing.T, s Schedule) client.Schedule {
 
 func TestDiff(t *testing.T) {
 	dc := converter.GetDefaultDataConverter()
-	s := drillSchedule("files", config.Tier{Level: 2, DrillEvery: 7 * day})
+	s := drillSchedule("files", "files", config.Tier{Level: 2, DrillEvery: 7 * day})
 	assert.Empty(t, diff(s, described(t, s), dc), "a schedule as created is unchanged, whatever its state")
 
 	tests := []struct {
@@ -114,7 +114,7 @@ func TestDiff(t *testing.T) {
 		}, []string{`input {"dataset":"files"} -> {"dataset":"files","restore_point":"random"}`}},
 		{"workflow type", func(c *client.Schedule) { c.Action.(*client.ScheduleWorkflowAction).Workflow = "BackupWorkflow" }, []string{"workflow type BackupWorkflow -> RestoreDrillWorkflow"}},
 		{"tier", func(c *client.Schedule) {
-			c.Action.(*client.ScheduleWorkflowAction).TypedSearchAttributes = drillSchedule("files", config.Tier{Level: 3, DrillEvery: 7 * day}).action().TypedSearchAttributes
+			c.Action.(*client.ScheduleWorkflowAction).TypedSearchAttributes = drillSchedule("files", "files", config.Tier{Level: 3, DrillEvery: 7 * day}).action().TypedSearchAttributes
 		}, []string{`search attributes DrDataset="files" DrKind="drill" DrTier=3 -> DrDataset="files" DrKind="drill" DrTier=2`}},
 		{"timeout", func(c *client.Schedule) { c.Action.(*client.ScheduleWorkflowAction).WorkflowRunTimeout = time.Hour }, []string{"remove workflow timeouts and retry policy set elsewhere"}},
 	}
