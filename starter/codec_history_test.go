@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -9,8 +10,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	commonpb "go.temporal.io/api/common/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -60,6 +63,11 @@ func TestHistoriesHoldNoPlaintextPayloads(t *testing.T) {
 	require.Len(t, backup.Replicas, 3, "one ReplicateWorkflow per replica")
 
 	raw := srv.Client(t)
+	if os.Getenv("DRFLOW_RECORD_HISTORIES") != "" {
+		recordSealed(ctx, t, raw, keyFile, map[string]string{"sealed-backup": "BackupWorkflow-sync-replicas",
+			backup.Replicas[1].WorkflowID: "ReplicateWorkflow-encrypted", "sealed-drill": "RestoreDrillWorkflow",
+			"sealed-retention": "RetentionWorkflow", "sealed-runbook": "RunbookWorkflow-hold-place"})
+	}
 	for _, id := range ids {
 		payloads := 0
 		hist := raw.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
@@ -106,4 +114,31 @@ func payloadsOf(msg proto.Message) []*commonpb.Payload {
 	}
 	walk(msg.ProtoReflect())
 	return out
+}
+
+// sealedHistoriesDir is where the workflows package keeps histories recorded with the payload
+// codec on, with the (test-only) keyring that seals them; its replay test reads them.
+const sealedHistoriesDir = "../workflows/testdata/histories-sealed"
+
+// recordSealed writes the history of each run in names (workflow ID -> file name) as the
+// server holds it, sealed, and the keyring that opens it.
+func recordSealed(ctx context.Context, t *testing.T, c client.Client, keyFile string, names map[string]string) {
+	t.Helper()
+	require.NoError(t, os.MkdirAll(sealedHistoriesDir, 0o755))
+	for id, name := range names {
+		hist := &historypb.History{}
+		it := c.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			ev, err := it.Next()
+			require.NoError(t, err)
+			hist.Events = append(hist.Events, ev)
+		}
+		data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(hist)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(sealedHistoriesDir, name+".json"), data, 0o644))
+		t.Logf("recorded %s (%d events)", name, len(hist.Events))
+	}
+	ring, err := os.ReadFile(keyFile)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(sealedHistoriesDir, "payload.keyring"), ring, 0o600))
 }

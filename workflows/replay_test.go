@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/drflow/drflow/internal/codec"
 )
 
 // historiesDir holds histories recorded from real runs on a dev server, one file per
@@ -70,6 +73,54 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			Register(r)
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
+		})
+	}
+}
+
+// sealedHistoriesDir holds histories recorded with the payload codec on: every payload in
+// them is sealed with the test keyring beside them (payload.keyring, a key made for this
+// and nothing else). They are recorded by the starter package's
+// TestHistoriesHoldNoPlaintextPayloads:
+//
+//	DRFLOW_RECORD_HISTORIES=1 go test -run TestHistoriesHoldNoPlaintextPayloads ./starter/
+const sealedHistoriesDir = "testdata/histories-sealed"
+
+// Histories whose payloads are sealed replay through the codec's data converter, as a worker
+// of a deployment with a codec replays them; without it they cannot even be decoded.
+func TestReplaySealedHistories(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(sealedHistoriesDir, "*.json"))
+	require.NoError(t, err)
+	covered := map[string]bool{}
+	for _, f := range files {
+		covered[strings.SplitN(strings.TrimSuffix(filepath.Base(f), ".json"), "-", 2)[0]] = true
+	}
+	for _, fn := range All() {
+		wf := workflowName(fn)
+		assert.True(t, covered[wf], "no sealed history of %s in %s", wf, sealedHistoriesDir)
+	}
+	// Git keeps no file modes, and the keyring refuses to load unless only its owner can read it.
+	ring, err := os.ReadFile(filepath.Join(sealedHistoriesDir, "payload.keyring"))
+	require.NoError(t, err)
+	keyFile := filepath.Join(t.TempDir(), "payload.keyring")
+	require.NoError(t, os.WriteFile(keyFile, ring, 0o600))
+	cdc, err := codec.Open(keyFile)
+	require.NoError(t, err)
+
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			require.NoError(t, err)
+			// Search attribute values are json/plain by design; every payload is sealed.
+			assert.True(t, strings.Contains(string(data), base64.StdEncoding.EncodeToString([]byte(codec.EncodingEncrypted))), "sealed payloads")
+
+			r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{DataConverter: cdc.DataConverter()})
+			require.NoError(t, err)
+			Register(r)
+			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
+
+			plain := worker.NewWorkflowReplayer()
+			Register(plain)
+			assert.Error(t, plain.ReplayWorkflowHistoryFromJSONFile(nil, f), "replayed without the codec")
 		})
 	}
 }
