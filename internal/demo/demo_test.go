@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -31,8 +32,10 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/drflow/drflow/internal/audit"
 	"github.com/drflow/drflow/internal/codec"
 	"github.com/drflow/drflow/internal/config"
+	"github.com/drflow/drflow/internal/evidence"
 	"github.com/drflow/drflow/internal/testservers"
 	"github.com/drflow/drflow/workflows"
 )
@@ -56,6 +59,7 @@ var (
 	verifiedLine   = regexp.MustCompile(`(?m)^  verified: yes$`)
 	drillLink      = regexp.MustCompile(`(?m)^  this drill: +(http://localhost:(\d+)/namespaces/default/workflows/(drflow-drill-customers-\S+))$`)
 	drillsLink     = regexp.MustCompile(`(?m)^  all drills: +(http://localhost:(\d+)/namespaces/default/workflows\?query=DrKind%3D%22drill%22)$`)
+	evidenceLine   = regexp.MustCompile(`(?m)^  evidence pack: +(\S+)/index\.html$`)
 )
 
 // TestDemo runs the demo twice in the same directory, as a user would run `make demo`, stop it
@@ -108,6 +112,7 @@ func TestDemo(t *testing.T) {
 	assertSchedules(ctx, t, c, []string{"drflow-backup-customers", "drflow-drill-customers", "drflow-backup-orders-db"}, nil)
 	runPrintedRunbook(ctx, t, c, out)
 	c.Close()
+	assertEvidencePack(ctx, t, dir, out)
 
 	first.interrupt()
 	assertClosed(t, p.frontendAddr(), p.uiAddr(), p.metricsAddr(), p.codecAddr())
@@ -537,4 +542,45 @@ func assertSealedDrill(ctx context.Context, t *testing.T, p ports, cdc *codec.Co
 	require.NoError(t, json.Unmarshal(decoded.Payloads[0].Data, &dr))
 	assert.Equal(t, "customers", dr.Dataset)
 	assert.True(t, dr.Verified)
+}
+
+// assertEvidencePack checks the evidence pack the demo printed: it verifies offline with the
+// region's public key and reports the demo's backup and drill with their figures.
+func assertEvidencePack(ctx context.Context, t *testing.T, dir, out string) {
+	t.Helper()
+	m := evidenceLine.FindStringSubmatch(out)
+	require.NotNil(t, m, "the evidence pack is printed:\n%s", out)
+	pack := m[1]
+	if !filepath.IsAbs(pack) {
+		pack = filepath.Join("..", "..", pack)
+	}
+	pub, err := audit.LoadPublicKey(filepath.Join(dir, "state", "audit", "eu-west-1.key"))
+	require.NoError(t, err)
+	rep, err := evidence.VerifyPack(ctx, pack, map[string]ed25519.PublicKey{"eu-west-1": pub})
+	require.NoError(t, err, "the demo's evidence pack verifies")
+	assert.Positive(t, rep.Figures)
+	raw, err := os.ReadFile(filepath.Join(pack, evidence.FileEvidence))
+	require.NoError(t, err)
+	var p evidence.Pack
+	require.NoError(t, json.Unmarshal(raw, &p))
+	var backups, drills int
+	for _, b := range p.Objectives.Backups {
+		backups += boolInt(b.Dataset == "customers")
+	}
+	for _, d := range p.Objectives.Drills {
+		if d.Dataset == "customers" {
+			drills++
+			assert.True(t, d.Met, "the demo's drill met its objectives")
+		}
+	}
+	assert.Positive(t, backups, "the demo's backup is in the pack")
+	assert.Positive(t, drills, "the demo's drill is in the pack")
+	assert.NotEmpty(t, p.Seal.Ref, "the demo signs the pack's observations")
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
