@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 PKGS  ?= ./...
 
-.PHONY: demo test tools services vet fmt-check unit build fuzz bench chaos load clean
+.PHONY: demo test tools services vet fmt-check unit build fuzz bench bench-compare chaos load clean
 
 ## demo: drflow on this machine — the Temporal dev server with its Web UI, one worker, the
 ## schedules, a backup and a restore drill (scripts/demo.sh); Ctrl-C stops it all.
@@ -49,6 +49,11 @@ fuzz:
 BENCHSIZE ?= 2GiB
 bench:
 	$(GO) run ./starter bench --size $(BENCHSIZE)
+
+## bench-compare: drflow (backup through Temporal, drflow restore) against restic and kopia on
+## the same real tree: DIR=path, or a copy of the Go module cache capped at CAP_MB (1024).
+bench-compare: tools
+	bash scripts/bench-compare.sh
 
 ## chaos: every fault-injection trial family of internal/chaos at its full count (crash,
 ## storage, corruption, temporal) with a new seed unless SEED=N is given, then one summary line

@@ -144,7 +144,15 @@ func (rd *reader) next(ctx context.Context) (op, bool, error) {
 }
 
 func (rd *reader) restoreTo(ctx context.Context, sink sources.Sink, res *RestoreResult, prog *progressor) error {
-	cr := &contentReader{rd: rd, ctx: ctx, hasher: blake3.New(), res: res, prog: prog}
+	if fs, ok := sink.(sources.FileSink); ok {
+		return rd.restoreFiles(ctx, fs, res, prog)
+	}
+	cr := &contentReader{rd: rd, ctx: ctx, hasher: blake3.New(), next: rd.next, count: func(bytes, chunks int64) {
+		res.Bytes += bytes
+		res.Chunks += chunks
+		prog.p.BytesDone = res.Bytes
+		prog.report(false)
+	}}
 	for {
 		o, ok, err := rd.next(ctx)
 		if err != nil {
@@ -192,14 +200,16 @@ type contentReader struct {
 	rd     *reader
 	ctx    context.Context
 	hasher *blake3.Hasher
-	res    *RestoreResult
-	prog   *progressor
-	path   string
-	chunk  *chunkFuture
-	cur    []byte
-	size   int64
-	ended  bool
-	err    error
+	// next returns the file's next op (a chunk, or its end); count adds bytes handed over
+	// and chunks taken to the restore's totals.
+	next  func(context.Context) (op, bool, error)
+	count func(bytes, chunks int64)
+	path  string
+	chunk *chunkFuture
+	cur   []byte
+	size  int64
+	ended bool
+	err   error
 }
 
 func (c *contentReader) reset(path string) {
@@ -214,7 +224,7 @@ func (c *contentReader) fill() {
 			c.rd.release(c.chunk)
 			c.chunk = nil
 		}
-		o, ok, err := c.rd.next(c.ctx)
+		o, ok, err := c.next(c.ctx)
 		switch {
 		case err != nil:
 			c.err = err
@@ -222,6 +232,9 @@ func (c *contentReader) fill() {
 			c.err = fmt.Errorf("internal error: restore of %q ended inside the entry", c.path)
 		case o.kind == opChunk:
 			if err := await(c.ctx, o.chunk); err != nil {
+				// Cancelled: the chunk's fetch still ends (its group was dispatched before its op
+				// was emitted) and must have before its memory goes back to the pool.
+				<-o.chunk.done
 				c.rd.release(o.chunk)
 				c.err = err
 				return
@@ -230,7 +243,7 @@ func (c *contentReader) fill() {
 			c.cur = *o.chunk.plain
 			_, _ = c.hasher.Write(c.cur)
 			c.size += int64(len(c.cur))
-			c.res.Chunks++
+			c.count(0, 1)
 		case o.kind == opEnd:
 			var sum [32]byte
 			c.hasher.Sum(sum[:0])
@@ -283,9 +296,7 @@ func (c *contentReader) WriteTo(w io.Writer) (int64, error) {
 
 func (c *contentReader) advance(n int) {
 	c.cur = c.cur[n:]
-	c.res.Bytes += int64(n)
-	c.prog.p.BytesDone = c.res.Bytes
-	c.prog.report(false)
+	c.count(int64(n), 0)
 }
 
 // finish consumes (and verifies) what the sink left unread, so that the stream stays aligned.

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -269,6 +272,17 @@ func TestCorruptedPackFailsVerifyAndRestore(t *testing.T) {
 			assert.Contains(t, ev.Reason, ie.Chunk.String())
 			assert.NotContains(t, ev.Reason, ie.Entry)
 			assert.Equal(t, "failed", f.audit.last("verify").Outcome)
+
+			// The same through a directory, whose files several writers write at once.
+			target := filepath.Join(t.TempDir(), "target")
+			ds, err := sources.NewDirectorySink(target)
+			require.NoError(t, err)
+			_, err = f.repo.Restore(context.Background(), res.Point.ID, ds, RestoreOptions{})
+			require.ErrorIs(t, err, keys.ErrIntegrity)
+			assert.Contains(t, err.Error(), tt.reason)
+			_, statErr := os.Lstat(filepath.Join(target, filepath.FromSlash(path)))
+			assert.ErrorIs(t, statErr, fs.ErrNotExist, "a file with a bad chunk never appears under its name")
+			require.NoError(t, ds.Close())
 		})
 	}
 }

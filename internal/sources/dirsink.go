@@ -10,11 +10,14 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
-var _ Sink = (*DirectorySink)(nil)
+var _ FileSink = (*DirectorySink)(nil)
 
 // DirectorySink restores entries into a directory that it creates or that is empty, so a
 // restore never mixes with or overwrites existing data.
@@ -30,19 +33,34 @@ var _ Sink = (*DirectorySink)(nil)
 // 0700 and keep that mode. Symlink mtimes are not restored (the standard library cannot set
 // them without following the link), and files are not fsynced: an interrupted restore is
 // started again into a fresh target.
+//
+// Files may be written concurrently (FileSink): PrepareFile, called in order, resolves the
+// parent directory and keeps its handle open until the file's write returns.
 type DirectorySink struct {
 	root *os.Root
 	// open is the chain of directories from root to the parent of the last entry written:
 	// entries arrive depth first, so consecutive entries share most of it.
-	open []openDir
+	open []*openDir
 	dirs []dirMeta
+	// last is the previous entry's path: entries arrive sorted, so a path restored twice
+	// (a damaged or crafted restore point) is caught before a second write could replace
+	// the first.
+	last     string
+	lastType EntryType
+	// tmpPrefix and tmpSeq name temporary files: unique per sink without a random read per file.
+	tmpPrefix string
+	tmpSeq    atomic.Uint64
 
-	files, symlinks, bytes int64
+	mu                     sync.Mutex // guards openDir.refs
+	files, symlinks, bytes atomic.Int64
 }
 
 type openDir struct {
 	name string
 	root *os.Root
+	// refs counts the chain's hold on root (1 while it is in open) and each prepared file
+	// not yet written; the last release closes it.
+	refs int
 }
 
 type dirMeta struct {
@@ -75,33 +93,33 @@ func NewDirectorySink(root string) (*DirectorySink, error) {
 		r.Close()
 		return nil, fmt.Errorf("restore target %s is not empty (it holds %q): refusing to restore over existing data; choose a new or empty directory", root, names[0])
 	}
-	return &DirectorySink{root: r, open: []openDir{{root: r}}}, nil
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("restore target %s: %w", root, err)
+	}
+	return &DirectorySink{root: r, open: []*openDir{{root: r, refs: 1}}, tmpPrefix: ".drflow-restore-" + hex.EncodeToString(b[:]) + "-"}, nil
 }
 
 // Write restores one entry. Its parent directories are created if the restore point does
 // not list them.
 func (s *DirectorySink) Write(ctx context.Context, e Entry, content io.Reader) error {
-	if err := ctx.Err(); err != nil {
-		return err
+	if e.Type == TypeFile {
+		w, err := s.PrepareFile(ctx, e)
+		if err != nil {
+			return err
+		}
+		return w(ctx, content)
 	}
-	if s.root == nil {
-		return fmt.Errorf("restore %s: sink is closed", e.Path)
-	}
-	if err := checkPath(e.Path); err != nil {
-		return fmt.Errorf("restore: %w", err)
-	}
-	dirPath, name := splitParent(e.Path)
-	dir, err := s.dir(dirPath, true)
+	d, name, err := s.enter(ctx, e)
 	if err != nil {
-		return fmt.Errorf("restore %s: %w", e.Path, err)
+		return err
 	}
 	switch e.Type {
 	case TypeDir:
-		err = s.writeDir(dir, e, name)
-	case TypeFile:
-		err = s.writeFile(ctx, dir, e, name, content)
+		err = s.writeDir(d.root, e, name)
 	case TypeSymlink:
-		err = s.writeSymlink(dir, e, name)
+		err = s.writeSymlink(d.root, e, name)
 	default:
 		err = fmt.Errorf("unknown entry type %d", e.Type)
 	}
@@ -109,6 +127,54 @@ func (s *DirectorySink) Write(ctx context.Context, e Entry, content io.Reader) e
 		return fmt.Errorf("restore %s %s: %w", e.Type, e.Path, err)
 	}
 	return nil
+}
+
+// PrepareFile checks a file entry and opens its parent directory, creating it if the restore
+// point does not list it; the returned FileWrite writes the file there, on any goroutine.
+func (s *DirectorySink) PrepareFile(ctx context.Context, e Entry) (FileWrite, error) {
+	if e.Type != TypeFile {
+		return nil, fmt.Errorf("restore %s: a %s is not a file", e.Path, e.Type)
+	}
+	d, name, err := s.enter(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	d.refs++
+	s.mu.Unlock()
+	return func(ctx context.Context, content io.Reader) error {
+		defer s.release(d)
+		if err := s.writeFile(ctx, d.root, e, name, content); err != nil {
+			return fmt.Errorf("restore %s %s: %w", e.Type, e.Path, err)
+		}
+		return nil
+	}, nil
+}
+
+// enter checks e's path, refuses a path restored just before, and opens e's parent.
+func (s *DirectorySink) enter(ctx context.Context, e Entry) (*openDir, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	if s.root == nil {
+		return nil, "", fmt.Errorf("restore %s: sink is closed", e.Path)
+	}
+	if err := checkPath(e.Path); err != nil {
+		return nil, "", fmt.Errorf("restore: %w", err)
+	}
+	// A file's write may still be under way when the next entry arrives, so a second entry of
+	// the same path is refused here rather than by the write's own check. Directories and
+	// symlinks are created at once and find what is there.
+	if e.Path == s.last && (e.Type == TypeFile || s.lastType == TypeFile) {
+		return nil, "", fmt.Errorf("restore %s %s: already restored: a %s of that name exists (the restore point lists it twice)", e.Type, e.Path, s.lastType)
+	}
+	s.last, s.lastType = e.Path, e.Type
+	dirPath, name := splitParent(e.Path)
+	d, err := s.dir(dirPath, true)
+	if err != nil {
+		return nil, "", fmt.Errorf("restore %s: %w", e.Path, err)
+	}
+	return d, name, nil
 }
 
 func splitParent(p string) (dir, name string) {
@@ -121,7 +187,7 @@ func splitParent(p string) (dir, name string) {
 
 // dir returns a handle on the directory at p (slash-separated, relative, checked), opening
 // each component without following symlinks and, if create is set, creating missing ones.
-func (s *DirectorySink) dir(p string, create bool) (*os.Root, error) {
+func (s *DirectorySink) dir(p string, create bool) (*openDir, error) {
 	var comps []string
 	if p != "" {
 		comps = strings.Split(p, "/")
@@ -137,16 +203,28 @@ func (s *DirectorySink) dir(p string, create bool) (*os.Root, error) {
 		if err != nil {
 			return nil, fmt.Errorf("parent directory %s: %w", strings.Join(comps[:len(s.open)], "/"), err)
 		}
-		s.open = append(s.open, openDir{name: name, root: sub})
+		s.open = append(s.open, &openDir{name: name, root: sub, refs: 1})
 	}
-	return s.open[len(s.open)-1].root, nil
+	return s.open[len(s.open)-1], nil
 }
 
+// truncate leaves the chain's first n directories open and lets go of the rest; a directory
+// that a file is still being written into stays open until that write returns.
 func (s *DirectorySink) truncate(n int) {
 	for _, d := range s.open[n:] {
-		d.root.Close()
+		s.release(d)
 	}
 	s.open = s.open[:n]
+}
+
+func (s *DirectorySink) release(d *openDir) {
+	s.mu.Lock()
+	d.refs--
+	last := d.refs == 0
+	s.mu.Unlock()
+	if last {
+		d.root.Close()
+	}
 }
 
 // openChildDir opens the directory name inside parent. It refuses anything but a real
@@ -217,23 +295,24 @@ func (s *DirectorySink) writeFile(ctx context.Context, dir *os.Root, e Entry, na
 	if content == nil {
 		return errors.New("no content")
 	}
-	if _, err := dir.Lstat(name); err == nil {
+	// O_EXCL: the name must be new (never an earlier entry, never a symlink to follow).
+	f, err := dir.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
 		return errors.New("already restored")
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return err
 	}
-	tmp, f, err := createTemp(dir)
 	if err != nil {
 		return err
 	}
-	placed := false
+	done := false
 	defer func() {
-		if !placed {
+		if !done {
+			// Content that failed its check, or a write that failed: nothing stays under the
+			// entry's name.
 			f.Close()
-			dir.Remove(tmp)
+			dir.Remove(name)
 		}
 	}()
-	n, err := io.Copy(f, ctxReader{ctx: ctx, r: content})
+	n, err := copyContent(ctx, f, content)
 	if err != nil {
 		return err
 	}
@@ -244,29 +323,42 @@ func (s *DirectorySink) writeFile(ctx context.Context, dir *os.Root, e Entry, na
 	if err := f.Close(); err != nil {
 		return err
 	}
+	done = true
 	if !e.ModTime.IsZero() {
-		if err := dir.Chtimes(tmp, e.ModTime, e.ModTime); err != nil {
+		if err := dir.Chtimes(name, e.ModTime, e.ModTime); err != nil {
+			dir.Remove(name)
 			return err
 		}
 	}
-	if err := dir.Rename(tmp, name); err != nil {
-		return err
-	}
-	placed = true
-	s.files++
-	s.bytes += n
+	s.files.Add(1)
+	s.bytes.Add(n)
 	return nil
+}
+
+// copyBuffers serve copyContent when content cannot write itself.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// copyContent writes content to f: through content's WriteTo if it has one (a restore hands
+// over whole verified chunks that way), else through a pooled buffer. Both stop once ctx is
+// done.
+func copyContent(ctx context.Context, f *os.File, content io.Reader) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if wt, ok := content.(io.WriterTo); ok {
+		return wt.WriteTo(f)
+	}
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	// The struct hides f's ReadFrom, which would allocate a buffer of its own.
+	return io.CopyBuffer(struct{ io.Writer }{f}, ctxReader{ctx: ctx, r: content}, *buf)
 }
 
 // createTemp creates an owner-only file under a random name that no entry of a restore point
 // is expected to use. O_EXCL makes it fail, rather than follow, if anything holds the name.
-func createTemp(dir *os.Root) (string, *os.File, error) {
+func (s *DirectorySink) createTemp(dir *os.Root) (string, *os.File, error) {
 	for range 10 {
-		var b [8]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return "", nil, err
-		}
-		name := ".drflow-restore-" + hex.EncodeToString(b[:]) + ".tmp"
+		name := s.tmpPrefix + strconv.FormatUint(s.tmpSeq.Add(1), 10) + ".tmp"
 		f, err := dir.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if errors.Is(err, fs.ErrExist) {
 			continue
@@ -284,7 +376,7 @@ func (s *DirectorySink) writeSymlink(dir *os.Root, e Entry, name string) error {
 	if err := dir.Symlink(e.Target, name); err != nil {
 		return err
 	}
-	s.symlinks++
+	s.symlinks.Add(1)
 	return nil
 }
 
@@ -305,15 +397,16 @@ func (s *DirectorySink) Finish(ctx context.Context, _ map[string]string) (Valida
 		}
 	}
 	return Validation{Checked: fmt.Sprintf("wrote %d files (%d bytes), %d directories and %d symlinks",
-		s.files, s.bytes, len(s.dirs), s.symlinks)}, nil
+		s.files.Load(), s.bytes.Load(), len(s.dirs), s.symlinks.Load())}, nil
 }
 
 func (s *DirectorySink) finishDir(d dirMeta) error {
 	parentPath, name := splitParent(d.path)
-	parent, err := s.dir(parentPath, false)
+	pd, err := s.dir(parentPath, false)
 	if err != nil {
 		return err
 	}
+	parent := pd.root
 	sub, err := openChildDir(parent, name, false)
 	if err != nil {
 		return err

@@ -2,11 +2,16 @@ package sources
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -141,4 +146,69 @@ func TestDirectorySinkCreatesMissingParents(t *testing.T) {
 	assert.Equal(t, "shallow", string(b))
 
 	require.ErrorContains(t, s.Write(ctx, Entry{Path: "late", Type: TypeDir}, nil), "sink is closed")
+}
+
+// Files prepared in order may be written in any order and at once; each directory handle
+// stays open until the last write into it has returned, and a failing content leaves
+// nothing under the file's name.
+func TestDirectorySinkConcurrentWrites(t *testing.T) {
+	ctx := context.Background()
+	target := filepath.Join(t.TempDir(), "t")
+	s, err := NewDirectorySink(target)
+	require.NoError(t, err)
+	mtime := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	type job struct {
+		path  string
+		write FileWrite
+	}
+	var jobs []job
+	for d := range 8 {
+		dir := fmt.Sprintf("dir-%d", d)
+		require.NoError(t, s.Write(ctx, Entry{Path: dir, Type: TypeDir, Mode: 0o750, ModTime: mtime}, nil))
+		for f := range 25 {
+			p := fmt.Sprintf("%s/file-%02d", dir, f)
+			w, err := s.PrepareFile(ctx, Entry{Path: p, Type: TypeFile, Mode: 0o640, ModTime: mtime, Size: int64(len(p))})
+			require.NoError(t, err)
+			jobs = append(jobs, job{p, w})
+		}
+	}
+	bad, err := s.PrepareFile(ctx, Entry{Path: "dir-7/zz-bad", Type: TypeFile, Mode: 0o600})
+	require.NoError(t, err)
+	_, err = s.PrepareFile(ctx, Entry{Path: "dir-7/zz-bad", Type: TypeFile, Mode: 0o600})
+	require.ErrorContains(t, err, "already restored", "a path listed twice is refused before its first write has run")
+
+	var wg sync.WaitGroup
+	for i := len(jobs) - 1; i >= 0; i-- { // last prepared first: the chain has moved on
+		wg.Add(1)
+		go func(j job) {
+			defer wg.Done()
+			assert.NoError(t, j.write(ctx, strings.NewReader(j.path)))
+		}(jobs[i])
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		err := bad(ctx, io.MultiReader(strings.NewReader("half"), iotest.ErrReader(errors.New("content failed its check"))))
+		assert.ErrorContains(t, err, "content failed its check")
+	}()
+	wg.Wait()
+	v, err := s.Finish(ctx, nil)
+	require.NoError(t, err)
+	assert.Contains(t, v.Checked, "wrote 200 files")
+
+	for _, j := range jobs {
+		data, err := os.ReadFile(filepath.Join(target, j.path))
+		require.NoError(t, err)
+		assert.Equal(t, j.path, string(data))
+		fi, err := os.Stat(filepath.Join(target, j.path))
+		require.NoError(t, err)
+		assert.Equal(t, fs.FileMode(0o640), fi.Mode().Perm())
+		assert.True(t, fi.ModTime().Equal(mtime), j.path)
+	}
+	_, err = os.Lstat(filepath.Join(target, "dir-7", "zz-bad"))
+	assert.ErrorIs(t, err, fs.ErrNotExist, "a failed write leaves nothing under the name")
+	fi, err := os.Stat(filepath.Join(target, "dir-3"))
+	require.NoError(t, err)
+	assert.Equal(t, fs.FileMode(0o750), fi.Mode().Perm())
+	assert.True(t, fi.ModTime().Equal(mtime), "directory times are set after its files")
 }

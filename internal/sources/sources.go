@@ -105,6 +105,21 @@ type Sink interface {
 	Finish(ctx context.Context, facts map[string]string) (Validation, error)
 }
 
+// FileSink is a Sink that can write several files at once. PrepareFile is called in the
+// restore point's order, like Write, and does what must happen in that order (checking the
+// path, creating the parent directory); the FileWrite it returns writes the file's content
+// and may run on another goroutine, concurrently with other files' writes and with later
+// calls of Write and PrepareFile. Every FileWrite must have returned before Finish.
+type FileSink interface {
+	Sink
+	PrepareFile(ctx context.Context, e Entry) (FileWrite, error)
+}
+
+// FileWrite writes one prepared file from content, which returns an error instead of io.EOF
+// if the content turns out to be wrong; the file then never appears under its name. It must
+// be called exactly once.
+type FileWrite func(ctx context.Context, content io.Reader) error
+
 // Validation is what a sink checked after writing everything.
 type Validation struct {
 	// Checked names what was compared, e.g. "row counts of 12 tables".
