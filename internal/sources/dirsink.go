@@ -2,15 +2,12 @@ package sources
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,9 +21,13 @@ var _ FileSink = (*DirectorySink)(nil)
 //
 // Every entry path is checked (relative, no "." or ".." segments) and resolved one directory
 // at a time without following symlinks, so neither a crafted path nor a symlink that the
-// restore itself created can make it write outside root or through a link. Files are written
-// under a temporary name in their directory and renamed into place once complete, with their
-// mode and mtime already set. Directories are created owner-only (0700) so that the restore
+// restore itself created can make it write outside root or through a link. A file is created
+// under its own name with O_EXCL (never over anything, never through a link), owner-only,
+// and gets its mode and mtime once its content is complete; if the content fails its check
+// or the write fails, the file is removed, so no file with wrong content stays under its
+// name. (Writing to a temporary name and renaming it would cost a second change of the
+// directory per file, and concurrent writers contend on the directory's lock for each.)
+// Directories are created owner-only (0700) so that the restore
 // can fill them whatever their final mode; Finish then applies their modes and mtimes,
 // children before parents, so that writing a child does not disturb its parent's mtime.
 // Parents that a restore point does not list (object stores have no directories) are created
@@ -47,9 +48,6 @@ type DirectorySink struct {
 	// the first.
 	last     string
 	lastType EntryType
-	// tmpPrefix and tmpSeq name temporary files: unique per sink without a random read per file.
-	tmpPrefix string
-	tmpSeq    atomic.Uint64
 
 	mu                     sync.Mutex // guards openDir.refs
 	files, symlinks, bytes atomic.Int64
@@ -93,12 +91,7 @@ func NewDirectorySink(root string) (*DirectorySink, error) {
 		r.Close()
 		return nil, fmt.Errorf("restore target %s is not empty (it holds %q): refusing to restore over existing data; choose a new or empty directory", root, names[0])
 	}
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		r.Close()
-		return nil, fmt.Errorf("restore target %s: %w", root, err)
-	}
-	return &DirectorySink{root: r, open: []*openDir{{root: r, refs: 1}}, tmpPrefix: ".drflow-restore-" + hex.EncodeToString(b[:]) + "-"}, nil
+	return &DirectorySink{root: r, open: []*openDir{{root: r, refs: 1}}}, nil
 }
 
 // Write restores one entry. Its parent directories are created if the restore point does
@@ -352,20 +345,6 @@ func copyContent(ctx context.Context, f *os.File, content io.Reader) (int64, err
 	defer copyBuffers.Put(buf)
 	// The struct hides f's ReadFrom, which would allocate a buffer of its own.
 	return io.CopyBuffer(struct{ io.Writer }{f}, ctxReader{ctx: ctx, r: content}, *buf)
-}
-
-// createTemp creates an owner-only file under a random name that no entry of a restore point
-// is expected to use. O_EXCL makes it fail, rather than follow, if anything holds the name.
-func (s *DirectorySink) createTemp(dir *os.Root) (string, *os.File, error) {
-	for range 10 {
-		name := s.tmpPrefix + strconv.FormatUint(s.tmpSeq.Add(1), 10) + ".tmp"
-		f, err := dir.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		return name, f, err
-	}
-	return "", nil, errors.New("could not find a free temporary name")
 }
 
 func (s *DirectorySink) writeSymlink(dir *os.Root, e Entry, name string) error {
