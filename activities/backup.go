@@ -22,6 +22,8 @@ type BackupActivityInput struct {
 	// RunID names the backup's checkpoint: a retry with the same RunID resumes the
 	// interrupted attempt. Workflows pass an ID that is the same for every attempt.
 	RunID string `json:"run_id"`
+	// ForceReread reads every file, also those unchanged since the previous restore point.
+	ForceReread bool `json:"force_reread,omitempty"`
 }
 
 // BackupActivityResult describes the new restore point and the one before it.
@@ -39,6 +41,10 @@ type BackupActivityResult struct {
 	// BytesSkipped is what it took from the checkpoint without reading it again.
 	Resumed      bool  `json:"resumed"`
 	BytesSkipped int64 `json:"bytes_skipped"`
+	// FilesUnchanged and BytesUnchanged are the files not read again because they had not
+	// changed since the previous restore point.
+	FilesUnchanged int64 `json:"files_unchanged,omitempty"`
+	BytesUnchanged int64 `json:"bytes_unchanged,omitempty"`
 	// PreviousPoint is the newest restore point on the primary before this backup; empty
 	// for the first. PreviousDataAsOf is its data_as_of, from which the backup's RPO
 	// exposure is measured.
@@ -81,6 +87,7 @@ func (a *Activities) Backup(ctx context.Context, in BackupActivityInput) (Backup
 		Progress:    hb.report,
 		Actor:       actor(ctx),
 		Description: string(ds.Source.Type) + " source of dataset " + ds.Name,
+		ForceReread: in.ForceReread,
 	})
 	if err != nil {
 		log.Warn("backup failed", zap.String("class", errorClass(err)))
@@ -101,8 +108,9 @@ func (a *Activities) Backup(ctx context.Context, in BackupActivityInput) (Backup
 	res.BytesRead, res.BytesUploaded = out.BytesRead, out.BytesUploaded
 	res.ChunksNew, res.ChunksReused = out.ChunksNew, out.ChunksReused
 	res.Entries, res.Problems, res.Resumed, res.BytesSkipped = out.Entries, out.ProblemCount, out.Resumed, out.BytesSkipped
+	res.FilesUnchanged, res.BytesUnchanged = out.FilesUnchanged, out.BytesUnchanged
 	log.Info("backup done", zap.String("point", res.Point), zap.Int64("entries", res.Entries),
-		zap.Int64("bytes_read", res.BytesRead), zap.Int64("bytes_uploaded", res.BytesUploaded),
+		zap.Int64("bytes_read", res.BytesRead), zap.Int64("files_unchanged", res.FilesUnchanged), zap.Int64("bytes_uploaded", res.BytesUploaded),
 		zap.Int64("problems", res.Problems), zap.Bool("resumed", res.Resumed))
 	return res, nil
 }

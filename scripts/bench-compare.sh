@@ -16,7 +16,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-work=${DRFLOW_BENCH_DIR:-$root/var/bench-compare}
+# "_": the go tool ignores the directory (the default tree is full of go.mod files).
+work=${DRFLOW_BENCH_DIR:-$root/var/_bench-compare}
 cap_mb=${CAP_MB:-1024}
 runs=${RUNS:-3}
 port=${DRFLOW_BENCH_PORT:-7243}

@@ -193,6 +193,7 @@ func runID(base string, now time.Time) string {
 func backupCmd(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "backup")
 	wf := addWorkflowFlags(fs)
+	forceReread := fs.Bool("force-reread", false, "read every file again, also those unchanged since the previous restore point (by default unchanged files are not read, but for a sampled 2%)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: drflow backup DATASET [flags]")
 		fs.PrintDefaults()
@@ -210,7 +211,7 @@ func backupCmd(ctx context.Context, e *env, args []string) error {
 	}
 	var res workflows.BackupResult
 	done, err := startWorkflow(ctx, e, wf, workflows.BackupWorkflowID(label), workflows.BackupWorkflow,
-		workflows.BackupInput{Dataset: dataset}, &res)
+		workflows.BackupInput{Dataset: dataset, ForceReread: *forceReread}, &res)
 	if err != nil || !done {
 		return err
 	}
@@ -224,6 +225,9 @@ func backupCmd(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "  RPO unknown: first restore point of the dataset (objective %.0fs)\n", res.RPOObjectiveSeconds)
 	}
 	fmt.Fprintf(e.stdout, "  read %d bytes, uploaded %d bytes (%d new chunks, %d reused)\n", res.BytesRead, res.BytesUploaded, res.ChunksNew, res.ChunksReused)
+	if res.FilesUnchanged > 0 {
+		fmt.Fprintf(e.stdout, "  %d files (%d bytes) unchanged since the previous restore point, not read (--force-reread reads them)\n", res.FilesUnchanged, res.BytesUnchanged)
+	}
 	for _, r := range res.Replicas {
 		fmt.Fprintf(e.stdout, "  replica %s (%s, %s): %d objects, %d bytes\n", r.Location, r.Jurisdiction, r.Mode, r.ObjectsCopied, r.BytesCopied)
 	}

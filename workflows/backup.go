@@ -36,7 +36,7 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (BackupResult, error) 
 		runID = info.WorkflowExecution.RunID
 	}
 	err = workflow.ExecuteActivity(dataActivities(ctx, plan.Region), a.Backup,
-		activities.BackupActivityInput{Dataset: in.Dataset, RunID: runID}).Get(ctx, &out)
+		activities.BackupActivityInput{Dataset: in.Dataset, RunID: runID, ForceReread: in.ForceReread}).Get(ctx, &out)
 	if err != nil {
 		return BackupResult{}, run.failed(err)
 	}
@@ -73,6 +73,8 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (BackupResult, error) 
 		ChunksReused:        out.ChunksReused,
 		Resumed:             out.Resumed,
 		BytesSkipped:        out.BytesSkipped,
+		FilesUnchanged:      out.FilesUnchanged,
+		BytesUnchanged:      out.BytesUnchanged,
 		Replication:         plan.Replication,
 		Replicas:            replicas,
 		WorkflowID:          info.WorkflowExecution.ID,

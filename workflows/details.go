@@ -20,6 +20,9 @@ func backupDetails(r BackupResult) string {
 		fmt.Fprintf(&b, "| RPO exposure | unknown (first restore point) | %s | not met |\n", seconds(r.RPOObjectiveSeconds))
 	}
 	fmt.Fprintf(&b, "\nRead %d bytes, uploaded %d (%d new chunks, %d reused).", r.BytesRead, r.BytesUploaded, r.ChunksNew, r.ChunksReused)
+	if r.FilesUnchanged > 0 {
+		fmt.Fprintf(&b, " %d files (%d bytes) unchanged since the previous restore point, not read.", r.FilesUnchanged, r.BytesUnchanged)
+	}
 	for _, rep := range r.Replicas {
 		fmt.Fprintf(&b, "\n- replica %s: %s", rep.Location, rep.Status)
 		if rep.Mode != "" {

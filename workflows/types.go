@@ -47,6 +47,10 @@ const (
 // then copies to its replicas.
 type BackupInput struct {
 	Dataset string `json:"dataset"`
+	// ForceReread reads every file of a directory dataset again, also those that have not
+	// changed since the previous restore point (which a backup otherwise skips, but for a
+	// sampled share).
+	ForceReread bool `json:"force_reread,omitempty"`
 }
 
 // Validate checks the input before any work is scheduled.
@@ -80,6 +84,10 @@ type BackupResult struct {
 	// worker crash); BytesSkipped is what it did not have to read again.
 	Resumed      bool  `json:"resumed,omitempty"`
 	BytesSkipped int64 `json:"bytes_skipped,omitempty"`
+	// FilesUnchanged and BytesUnchanged are the files not read again because they had not
+	// changed since the previous restore point.
+	FilesUnchanged int64 `json:"files_unchanged,omitempty"`
+	BytesUnchanged int64 `json:"bytes_unchanged,omitempty"`
 
 	// Replication is the tier's mode: "sync" (the point counted as durable once every
 	// replica held it, so RPO includes the copies) or "async" (once the primary held it).

@@ -54,6 +54,11 @@ type BackupOptions struct {
 	// Description describes the source for the manifest header; it must not contain customer
 	// data.
 	Description string
+	// ForceReread reads every file, also those unchanged since the previous restore point.
+	ForceReread bool
+	// RereadPercent is the share of unchanged files read anyway, chosen afresh each run
+	// (0: DefaultRereadPercent; negative: none).
+	RereadPercent float64
 }
 
 // BackupResult describes a written restore point.
@@ -65,6 +70,12 @@ type BackupResult struct {
 	// from its checkpoint without reading.
 	BytesRead    int64
 	BytesSkipped int64
+	// FilesUnchanged and BytesUnchanged are the files (and their bytes) that had not changed
+	// since the previous restore point and were not read again; SampledRereads the unchanged
+	// ones read all the same (BackupOptions.RereadPercent).
+	FilesUnchanged int64
+	BytesUnchanged int64
+	SampledRereads int64
 	// BytesUploaded counts the sealed chunk bytes this run wrote to packs.
 	BytesUploaded int64
 	ChunksNew     int64
@@ -165,6 +176,8 @@ const (
 	itemChunk
 	itemEnd
 	itemProblems
+	// itemRef is a chunk of an unchanged file, referenced without reading it again.
+	itemRef
 )
 
 // item is one step of the ordered stream from the walker to the assembler.
@@ -172,6 +185,7 @@ type item struct {
 	kind     itemKind
 	entry    sources.Entry
 	chunk    *chunkTask
+	ref      chunkRef
 	size     int64
 	hash     [32]byte
 	problems []sources.Problem
@@ -207,11 +221,15 @@ type packDone struct {
 // backup is the state of one Backup call. Fields below "assembler state" belong to the
 // assembler goroutine while the pipeline runs, and to Backup's goroutine before and after.
 type backup struct {
-	r      *Repo
-	opts   BackupOptions
-	runID  string
-	keyFor *keyCache
-	lease  *leaseHolder
+	r    *Repo
+	opts BackupOptions
+	// prev is the previous restore point's files, for not reading unchanged ones again.
+	prev                           *prevFiles
+	filesUnchanged, bytesUnchanged atomic.Int64
+	sampledRereads                 int64
+	runID                          string
+	keyFor                         *keyCache
+	lease                          *leaseHolder
 
 	dk       *keys.DataKey
 	idx      *chunkIndex
@@ -352,6 +370,11 @@ func (b *backup) execute(ctx context.Context, src sources.Source) (BackupResult,
 		return res, fmt.Errorf("snapshot %s source: %w", src.Kind(), err)
 	}
 	defer snap.Close()
+	if !b.opts.ForceReread {
+		if b.prev = r.openPrevFiles(ctx, ""); b.prev != nil {
+			defer b.prev.close()
+		}
+	}
 
 	if cp != nil {
 		if err := b.resume(ctx, cp); err != nil {
@@ -479,6 +502,16 @@ func (b *backup) walk(ctx context.Context, snap sources.Snapshot, orderCh chan<-
 		var size int64
 		var sum [32]byte
 		if e.Type == sources.TypeFile {
+			if pf := b.unchanged(e); pf != nil && rd != nil {
+				for _, ref := range pf.refs {
+					if err := send(item{kind: itemRef, ref: ref}); err != nil {
+						return err
+					}
+				}
+				b.filesUnchanged.Add(1)
+				b.bytesUnchanged.Add(pf.size)
+				return send(item{kind: itemEnd, size: pf.size, hash: pf.hash})
+			}
 			hasher.Reset()
 			if rd != nil {
 				ck.Reset(rd)
@@ -596,15 +629,19 @@ func (b *backup) handle(ctx context.Context, it item, tokens chan struct{}) erro
 		if err != nil {
 			return err
 		}
-		b.refs = append(b.refs, chunkRef{ID: t.id, Len: uint32(t.n)})
-		b.refsDep = max(b.refsDep, dep)
-		b.entrySize += int64(t.n)
-		b.bytesDone += int64(t.n)
-		b.totals.ChunkRefs++
-		if len(b.refs) == maxRefsPerRec {
-			b.flushRefs()
+		b.addRef(chunkRef{ID: t.id, Len: uint32(t.n)}, dep)
+		return nil
+	case itemRef:
+		loc, pack, first, ok := b.idx.see(it.ref.ID)
+		if !ok {
+			return fmt.Errorf("internal error: chunk %s of an unchanged file is not indexed", it.ref.ID)
 		}
-		b.report(PhaseBackup, false)
+		if loc.plainLen != it.ref.Len {
+			return fmt.Errorf("%w: chunk %s is indexed with %d bytes, the previous restore point says %d", keys.ErrIntegrity, it.ref.ID, loc.plainLen, it.ref.Len)
+		}
+		b.chunksReused++
+		b.count(first, loc.sealedLen)
+		b.addRef(it.ref, pack.seq)
 		return nil
 	case itemEnd:
 		return b.endEntry(ctx, it.size, it.hash)
@@ -615,6 +652,20 @@ func (b *backup) handle(ctx context.Context, it item, tokens chan struct{}) erro
 		return nil
 	}
 	return fmt.Errorf("internal error: item kind %d", it.kind)
+}
+
+// addRef adds a chunk reference to the open file entry; dep is the sequence number of the
+// pack that must be durable before the reference is (0: durable before this run).
+func (b *backup) addRef(ref chunkRef, dep uint64) {
+	b.refs = append(b.refs, ref)
+	b.refsDep = max(b.refsDep, dep)
+	b.entrySize += int64(ref.Len)
+	b.bytesDone += int64(ref.Len)
+	b.totals.ChunkRefs++
+	if len(b.refs) == maxRefsPerRec {
+		b.flushRefs()
+	}
+	b.report(PhaseBackup, false)
 }
 
 func (b *backup) addProblem(p sources.Problem) {
@@ -983,8 +1034,8 @@ func (b *backup) finish(ctx context.Context, src sources.Source, snap sources.Sn
 	err = r.record(ctx, audit.Event{
 		Kind: audit.KindRestorePoint, Outcome: audit.OutcomeOK, Actor: b.opts.Actor, Point: b.pointID,
 		KeyID: h.KEKID, KeyEpoch: b.dk.Epoch(), Bytes: b.totals.Bytes, Chunks: b.totals.Chunks, ManifestHash: sum,
-		Reason: fmt.Sprintf("%d entries, %d bytes uploaded in %d new chunks, %d chunks reused, %d problems, attempt %d",
-			b.totals.Entries, b.uploaded, b.chunksNew, b.chunksReused, b.problemCount, b.attempts),
+		Reason: fmt.Sprintf("%d entries, %d bytes uploaded in %d new chunks, %d chunks reused, %d files unchanged and not read, %d problems, attempt %d",
+			b.totals.Entries, b.uploaded, b.chunksNew, b.chunksReused, b.filesUnchanged.Load(), b.problemCount, b.attempts),
 	})
 	if err != nil {
 		return res, &auditFailure{err}
@@ -996,6 +1047,8 @@ func (b *backup) result(res BackupResult) BackupResult {
 	res.Entries = b.totals.Entries
 	res.BytesRead = b.bytesRead.Load()
 	res.BytesSkipped = b.bytesSkipped
+	res.FilesUnchanged, res.BytesUnchanged = b.filesUnchanged.Load(), b.bytesUnchanged.Load()
+	res.SampledRereads = b.sampledRereads
 	res.BytesUploaded = b.uploaded
 	res.ChunksNew = b.chunksNew
 	res.ChunksReused = b.chunksReused

@@ -60,6 +60,9 @@ type Repo struct {
 	// Tuning that tests shrink; constants otherwise.
 	packTarget      int
 	checkpointEvery time.Duration
+	// unchangedMargin is how much older than the previous point's DataAsOf a file's ctime
+	// must be for the file to count as unchanged (see unchanged.go); tests shorten it.
+	unchangedMargin time.Duration
 	leaseTTL        time.Duration
 	now             func() time.Time
 }
@@ -83,6 +86,7 @@ func Open(opts Options) (*Repo, error) {
 		packTarget:      defaultPackTarget,
 		checkpointEvery: opts.CheckpointEvery,
 		leaseTTL:        opts.LeaseTTL,
+		unchangedMargin: defaultUnchangedMargin,
 		now:             time.Now,
 	}
 	if r.leaseTTL <= 0 {

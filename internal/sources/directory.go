@@ -172,7 +172,7 @@ func (s *dirSnapshot) file(ctx context.Context, dir *os.Root, p, name string, fi
 		s.problems.add(p, "changed during backup: replaced between listing and opening")
 		return nil
 	}
-	e := Entry{Path: p, Type: TypeFile, Mode: st.Mode() & modeBits, ModTime: st.ModTime(), Size: st.Size()}
+	e := Entry{Path: p, Type: TypeFile, Mode: st.Mode() & modeBits, ModTime: st.ModTime(), Size: st.Size(), ChangeTime: changeTime(st)}
 	r := &fileReader{ctx: ctx, f: f}
 	if err := fn(e, r); err != nil {
 		return err

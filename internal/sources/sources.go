@@ -50,6 +50,11 @@ type Entry struct {
 	// stream of unknown length (a database dump).
 	Size   int64
 	Target string // symlink target, as stored in the link
+	// ChangeTime is when the entry last changed in any way (a file's ctime: content, mode,
+	// owner, links or name), where the source knows it; zero otherwise. It is not stored in
+	// restore points: backups compare it to tell files that have not changed since the
+	// previous one.
+	ChangeTime time.Time
 }
 
 // Problem is an entry the source could not read. Sources report problems instead of silently
