@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,8 +69,19 @@ func writeHistory(tb testing.TB, backups, drills, segEvents int) *history {
 	require.NoError(tb, err)
 	h.keys = map[string]ed25519.PublicKey{"eu-west-1": audit.PublicKey(signer)}
 	h.signer = signer
+	// The log seals records on its own goroutine, reading the clock while this one advances it.
+	var clockMu sync.Mutex
 	now := t0
-	clock := func() time.Time { return now }
+	clock := func() time.Time {
+		clockMu.Lock()
+		defer clockMu.Unlock()
+		return now
+	}
+	advance := func(d time.Duration) {
+		clockMu.Lock()
+		now = now.Add(d)
+		clockMu.Unlock()
+	}
 	log, err := audit.Open(ctx, audit.Options{Store: h.stores["eu-primary"], Region: "eu-west-1", Signer: signer, Clock: clock,
 		Buffered: true, SegmentEvents: segEvents, CheckpointEvery: 4})
 	require.NoError(tb, err)
@@ -88,7 +100,7 @@ func writeHistory(tb testing.TB, backups, drills, segEvents int) *history {
 	drillEvery := max(backups/max(drills, 1), 1)
 	var prevAsOf time.Time
 	for i := range backups {
-		now = now.Add(5 * time.Minute)
+		advance(5 * time.Minute)
 		asOf := now.Add(-20 * time.Second)
 		point := fmt.Sprintf("%s-%08x", asOf.Format("20060102T150405.000Z"), i)
 		rec(audit.Event{Kind: audit.KindKey, Outcome: audit.OutcomeOK, Actor: "drflow worker", Dataset: "files", Location: "eu-primary",
@@ -124,7 +136,7 @@ func writeHistory(tb testing.TB, backups, drills, segEvents int) *history {
 		h.backups++
 		h.backupTimes = append(h.backupTimes, now)
 		if h.drills < drills && i%drillEvery == drillEvery-1 {
-			now = now.Add(time.Minute)
+			advance(time.Minute)
 			rto := int64(90_000)
 			if h.drills == 0 {
 				rto = 4_000_000 // the first drill misses the 1 h RTO
