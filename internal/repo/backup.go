@@ -578,10 +578,13 @@ func (b *backup) seal(t *chunkTask, aad *[]byte) {
 	n := len(plain)
 	data, flags := plain, uint8(0)
 	comp := pool.get(n + n>>7 + 1024)
-	c := b.enc.EncodeAll(plain, (*comp)[:0])
-	// Store raw what compression would not shrink by at least 1/32: not worth decompressing.
-	if len(c) < n-n/32 {
-		data, flags = c, flagZstd
+	c := (*comp)[:0]
+	if !looksIncompressible(b.enc, plain, c) {
+		c = b.enc.EncodeAll(plain, c)
+		// Store raw what compression would not shrink by at least 1/32: not worth decompressing.
+		if len(c) < n-n/32 {
+			data, flags = c, flagZstd
+		}
 	}
 	sealed := pool.get(len(data) + b.dk.Overhead())
 	*aad = blobAAD((*aad)[:0], t.id, flags)
@@ -591,6 +594,32 @@ func (b *backup) seal(t *chunkTask, aad *[]byte) {
 	pool.put(t.plain)
 	t.plain = nil
 	t.sealed, t.flags = sealed, flags
+}
+
+// Compressing a chunk costs more than anything else a backup does to it, and is wasted on
+// data that is already compressed (media, archives, encrypted files). A chunk is stored raw
+// without trying when three samples of it (start, middle, three quarters in) each fail to
+// shrink by 1/32, the same bar as for the whole chunk; a chunk with any compressible sample
+// is compressed whole and judged on the result.
+const (
+	sampleLen     = 8 << 10
+	sampleMinSize = 4 * sampleLen
+)
+
+// looksIncompressible compresses the samples of plain into scratch (which it may grow; its
+// content is left undefined) and reports whether none of them shrank enough.
+func looksIncompressible(enc *zstd.Encoder, plain, scratch []byte) bool {
+	n := len(plain)
+	if n < sampleMinSize {
+		return false
+	}
+	for _, off := range [...]int{0, n/2 - sampleLen/2, n*3/4 - sampleLen/2} {
+		sample := plain[off : off+sampleLen]
+		if c := enc.EncodeAll(sample, scratch[:0]); len(c) < sampleLen-sampleLen/32 {
+			return false
+		}
+	}
+	return true
 }
 
 func (b *backup) assemble(ctx context.Context, orderCh <-chan item, tokens chan struct{}) error {
