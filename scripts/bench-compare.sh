@@ -11,7 +11,8 @@
 # every file's hash as it writes. restic is the Debian package (installed if missing and
 # possible); kopia is used if a kopia binary is on PATH or in .tools/bin (build one with
 # `GOBIN=$PWD/.tools/bin go install github.com/kopia/kopia@v0.23.1`). Each timed step starts
-# after a sync, and every tool writes to the same disk. Peak memory is the process's maximum
+# after a sync and with an empty page cache where that is allowed (root), and every tool
+# writes to the same disk. Peak memory is the process's maximum
 # resident set (drflow: the worker for backups, the command for restores).
 set -euo pipefail
 
@@ -55,13 +56,27 @@ files=$(find "$tree" -type f | wc -l)
 tree_bytes=$(du -sb "$tree" | cut -f1)
 say "tree: $tree, $files files, $((tree_bytes >> 20)) MiB"
 
-# timed CMD...: runs CMD after a sync, its output to $work/last.log; prints "SECONDS MAXRSS_KIB".
+# drop_caches empties the page cache where this user may (root): every step then starts cold,
+# reading the repository and the tree from disk as a real restore or first backup does. On this
+# kind of VM a page cache grown by earlier steps also makes later ones pay in kernel time
+# (a restore took 6, 11, then 17 s run after run), which would make the order of the tools
+# decide the figures.
+drop_caches() {
+  if [[ -w /proc/sys/vm/drop_caches ]]; then
+    echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+  fi
+}
+
+# timed CMD...: runs CMD after a sync, its output to $work/last.log; prints "SECONDS MAXRSS_KIB"
+# (and says it on stderr).
 timed() {
   sync
+  drop_caches
   /usr/bin/time -f '%e %M' -o "$work/time.out" "$@" >"$work/last.log" 2>&1 || {
     tail -n 20 "$work/last.log" >&2
     die "failed: $*"
   }
+  printf '    %ss, %s KiB peak\n' $(cat "$work/time.out") >&2
   cat "$work/time.out"
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }

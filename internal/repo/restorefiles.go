@@ -80,6 +80,9 @@ func (rd *reader) restoreFiles(ctx context.Context, sink sources.FileSink, res *
 		prog.p.EntriesDone = res.Entries
 		prog.report(false)
 	})
+	if err != nil {
+		cancel() // the writers stop too: the restore has failed
+	}
 	close(jobs)
 	wg.Wait()
 	res.Bytes, res.Chunks = bytes.Load(), chunks.Load()
