@@ -154,17 +154,10 @@ func (rd *reader) restoreTo(ctx context.Context, sink sources.Sink, res *Restore
 		prog.report(false)
 	}}
 	for {
-		o, ok, err := rd.next(ctx)
-		if err != nil {
+		e, ok, err := rd.nextEntry(ctx)
+		if err != nil || !ok {
 			return err
 		}
-		if !ok {
-			return nil
-		}
-		if o.kind != opEntry {
-			return fmt.Errorf("internal error: op %d outside an entry", o.kind)
-		}
-		e := o.entry
 		if e.Type == sources.TypeFile {
 			cr.reset(e.Path)
 			if err := sink.Write(ctx, e, cr); err != nil {
@@ -176,22 +169,40 @@ func (rd *reader) restoreTo(ctx context.Context, sink sources.Sink, res *Restore
 			if err := cr.finish(); err != nil {
 				return err
 			}
-		} else {
-			if err := sink.Write(ctx, e, nil); err != nil {
-				return fmt.Errorf("write %q: %w", e.Path, err)
-			}
-			o, ok, err := rd.next(ctx)
-			if err != nil {
-				return err
-			}
-			if !ok || o.kind != opEnd {
-				return fmt.Errorf("internal error: %s entry %q not followed by its end", e.Type, e.Path)
-			}
+		} else if err := rd.writeOther(ctx, sink, e); err != nil {
+			return err
 		}
 		res.Entries++
 		prog.p.EntriesDone = res.Entries
 		prog.report(false)
 	}
+}
+
+// nextEntry returns the next entry of the restore point; false once there are none.
+func (rd *reader) nextEntry(ctx context.Context) (sources.Entry, bool, error) {
+	o, ok, err := rd.next(ctx)
+	if err != nil || !ok {
+		return sources.Entry{}, false, err
+	}
+	if o.kind != opEntry {
+		return sources.Entry{}, false, fmt.Errorf("internal error: op %d outside an entry", o.kind)
+	}
+	return o.entry, true, nil
+}
+
+// writeOther writes a directory or symlink entry and takes its end.
+func (rd *reader) writeOther(ctx context.Context, sink sources.Sink, e sources.Entry) error {
+	if err := sink.Write(ctx, e, nil); err != nil {
+		return fmt.Errorf("write %q: %w", e.Path, err)
+	}
+	o, ok, err := rd.next(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok || o.kind != opEnd {
+		return fmt.Errorf("internal error: %s entry %q not followed by its end", e.Type, e.Path)
+	}
+	return nil
 }
 
 // contentReader hands a file's verified chunks to a sink. It returns an error instead of

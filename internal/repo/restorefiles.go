@@ -97,29 +97,16 @@ func (rd *reader) restoreFiles(ctx context.Context, sink sources.FileSink, res *
 // files are prepared and queued for the writers with their ops.
 func (rd *reader) dispatch(ctx context.Context, sink sources.FileSink, jobs chan<- *fileJob, res *RestoreResult, report func()) error {
 	for {
-		o, ok, err := rd.next(ctx)
-		if err != nil {
+		e, ok, err := rd.nextEntry(ctx)
+		if err != nil || !ok {
 			return err
 		}
-		if !ok {
-			return nil
-		}
-		if o.kind != opEntry {
-			return fmt.Errorf("internal error: op %d outside an entry", o.kind)
-		}
-		e := o.entry
 		if e.Type != sources.TypeFile {
-			if err := sink.Write(ctx, e, nil); err != nil {
-				return fmt.Errorf("write %q: %w", e.Path, err)
-			}
-			o, ok, err := rd.next(ctx)
-			if err != nil {
-				return err
-			}
-			if !ok || o.kind != opEnd {
-				return fmt.Errorf("internal error: %s entry %q not followed by its end", e.Type, e.Path)
-			}
-		} else if err := rd.queueFile(ctx, sink, jobs, e, int(res.Entries)); err != nil {
+			err = rd.writeOther(ctx, sink, e)
+		} else {
+			err = rd.queueFile(ctx, sink, jobs, e, int(res.Entries))
+		}
+		if err != nil {
 			return err
 		}
 		res.Entries++
