@@ -297,7 +297,7 @@ func copyLog(ctx context.Context, opts BuildOptions, region string) (AuditLog, [
 		switch {
 		case !o.Checkpoint && o.Seq > out.AnchorSeq:
 			out.Segments = append(out.Segments, o.Key)
-		case o.Checkpoint && o.Seq >= out.AnchorSeq && (o.Seq > 0):
+		case o.Checkpoint && o.Seq >= out.AnchorSeq:
 			out.Checkpoints = append(out.Checkpoints, o.Key)
 		default:
 			continue

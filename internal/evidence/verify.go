@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -121,7 +122,7 @@ func VerifyPack(ctx context.Context, dir string, keys map[string]ed25519.PublicK
 				rr.Region, rr.Unanchored, rr.HeadHash, rr.LastSeq))
 		}
 	}
-	for _, region := range slices.Sorted(mapsKeys(keys)) {
+	for _, region := range slices.Sorted(maps.Keys(keys)) {
 		if !slices.ContainsFunc(p.Audit, func(a AuditLog) bool { return a.Region == region }) {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("a key was given for region %s, but the pack has no audit log of it", region))
 		}
@@ -388,7 +389,7 @@ func diff(path string, a, b any) (string, any, any, bool) {
 		if !ok {
 			return path, a, b, true
 		}
-		keys := slices.Sorted(mapsKeys(x))
+		keys := slices.Sorted(maps.Keys(x))
 		for k := range y {
 			if _, ok := x[k]; !ok {
 				keys = append(keys, k)
@@ -468,16 +469,6 @@ func countLeaves(p *Pack) int {
 		}
 	}
 	return count(v)
-}
-
-func mapsKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // dirSource reads a pack's directory as an audit.Source: object keys are paths relative to
