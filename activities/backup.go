@@ -2,7 +2,6 @@ package activities
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/drflow/drflow/internal/config"
 	"github.com/drflow/drflow/internal/repo"
 	"github.com/drflow/drflow/internal/sources"
-	"github.com/drflow/drflow/providers"
 )
 
 // BackupActivityInput backs up one dataset into its primary location.
@@ -174,20 +172,11 @@ func actor(ctx context.Context) string {
 	return fmt.Sprintf("workflow %s", info.WorkflowExecution.ID)
 }
 
-// errorClass names an error for logs without its message, which may name files.
+// errorClass names an error for logs without its message, which may name files: the
+// application error type it already carries, else its class in repo's table.
 func errorClass(err error) string {
-	switch {
-	case errors.Is(err, context.Canceled):
-		return "canceled"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "deadline exceeded"
-	case errors.Is(err, providers.ErrNotFound):
-		return "not found"
+	if t := appType(err); t != "" {
+		return t
 	}
-	c := classify(err)
-	var appErr interface{ Type() string }
-	if errors.As(c, &appErr) {
-		return appErr.Type()
-	}
-	return "other"
+	return repo.ClassifyError(err).Name
 }

@@ -1,7 +1,6 @@
 package activities
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,20 +9,20 @@ import (
 
 	"github.com/drflow/drflow/internal/keys"
 	"github.com/drflow/drflow/internal/repo"
-	"github.com/drflow/drflow/providers"
 )
 
 // Application error types of failures that retrying cannot fix. Workflows list them in their
 // retry policies' NonRetryableErrorTypes (NonRetryableErrorTypes), and callers match on them.
+// The data path's own types come from repo's table of error classes.
 const (
-	ErrTypeInvalidInput       = "InvalidInput" // same as workflows.ErrTypeInvalidInput
-	ErrTypeNotFound           = "NotFound"
+	ErrTypeInvalidInput       = repo.TypeInvalidInput // same as workflows.ErrTypeInvalidInput
+	ErrTypeNotFound           = repo.TypeNotFound
 	ErrTypeNotServed          = "NotServed" // routed to a worker without the store or key
-	ErrTypeKeyRevoked         = "KeyRevoked"
-	ErrTypeKeyDestroyed       = "KeyDestroyed"
-	ErrTypeIntegrityFailure   = "IntegrityFailure"
+	ErrTypeKeyRevoked         = repo.TypeKeyRevoked
+	ErrTypeKeyDestroyed       = repo.TypeKeyDestroyed
+	ErrTypeIntegrityFailure   = repo.TypeIntegrityFailure
 	ErrTypeVerificationFailed = "VerificationFailed"
-	ErrTypeUnsupportedFormat  = "UnsupportedFormat"
+	ErrTypeUnsupportedFormat  = repo.TypeUnsupportedFormat
 	// ErrTypePolicyDenied: the residency policy does not allow the transfer (or no longer
 	// allows it in the mode planned). Retrying cannot change the policy.
 	ErrTypePolicyDenied = "PolicyDenied"
@@ -39,9 +38,9 @@ func nonRetryable(typ, format string, args ...any) error {
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), typ, nil)
 }
 
-// classify turns an error of the data path into what Temporal should do with it: errors that
-// retrying cannot fix become non-retryable application errors with a stable type; others
-// are returned as they are, for the retry policy.
+// classify turns an error of the data path into what Temporal should do with it, by repo's
+// table of error classes: errors that retrying cannot fix become non-retryable application
+// errors with a stable type; others are returned as they are, for the retry policy.
 //
 // An integrity error names the entry it hit, a file path that is customer data; its message
 // in the failure (which Temporal stores in history) is rebuilt without it, and the original
@@ -54,23 +53,15 @@ func classify(err error) error {
 	if errors.As(err, &appErr) {
 		return err
 	}
+	class := repo.ClassifyError(err)
 	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case !class.Final():
 		return err
-	case errors.Is(err, keys.ErrRevoked):
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeKeyRevoked, nil)
-	case errors.Is(err, keys.ErrDestroyed):
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeKeyDestroyed, nil)
-	case errors.Is(err, keys.ErrIntegrity):
-		return temporal.NewNonRetryableApplicationError(integrityMessage(err), ErrTypeIntegrityFailure, nil)
-	case errors.Is(err, repo.ErrFormat):
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeUnsupportedFormat, nil)
-	case errors.Is(err, providers.ErrNotFound):
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotFound, nil)
-	case errors.Is(err, providers.ErrInvalidArgument):
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, nil)
+	case class.Type == ErrTypeIntegrityFailure:
+		return temporal.NewNonRetryableApplicationError(integrityMessage(err), class.Type, nil)
+	default:
+		return temporal.NewNonRetryableApplicationError(err.Error(), class.Type, nil)
 	}
-	return err
 }
 
 // integrityMessage describes an integrity failure by chunk, pack and reason only.

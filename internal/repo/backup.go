@@ -144,31 +144,6 @@ type auditFailure struct{ err error }
 func (a *auditFailure) Error() string { return a.err.Error() }
 func (a *auditFailure) Unwrap() error { return a.err }
 
-// errorClass describes an error for audit events without its message, which can name files.
-func errorClass(err error) string {
-	switch {
-	case errors.Is(err, context.Canceled):
-		return "cancelled"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "deadline exceeded"
-	case errors.Is(err, keys.ErrRevoked):
-		return keys.ErrRevoked.Error()
-	case errors.Is(err, keys.ErrDestroyed):
-		return keys.ErrDestroyed.Error()
-	case errors.Is(err, keys.ErrIntegrity):
-		return keys.ErrIntegrity.Error()
-	case errors.Is(err, ErrFormat):
-		return ErrFormat.Error()
-	}
-	for _, s := range []error{providers.ErrNotFound, providers.ErrExists, providers.ErrImmutable,
-		providers.ErrNotSupported, providers.ErrInvalidArgument, providers.ErrPermission} {
-		if errors.Is(err, s) {
-			return "storage: " + s.Error()
-		}
-	}
-	return "error (details in the operator's result)"
-}
-
 type itemKind uint8
 
 const (
