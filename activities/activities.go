@@ -93,6 +93,8 @@ type Options struct {
 //     key manager that audits to that log.
 //
 // Close releases them.
+//
+//nolint:gocyclo,funlen // one check per field of Options, each with its own error
 func New(ctx context.Context, cfg *config.Config, opts Options) (*Activities, error) {
 	if cfg == nil {
 		return nil, fmt.Errorf("activities: %w: no configuration", providers.ErrInvalidArgument)

@@ -114,6 +114,8 @@ type ReplicateActivityResult struct {
 // a non-retryable PolicyDenied error, and nothing is written. Full and encrypted copies move
 // ciphertext and wrapped data keys only (repo.Copy); metadata copies write the catalog entry
 // only (repo.CopyMetadata).
+//
+//nolint:gocyclo // the policy check, the copy and the hold extension, each audited on failure
 func (a *Activities) Replicate(ctx context.Context, in ReplicateActivityInput) (ReplicateActivityResult, error) {
 	if _, err := repo.ParsePointID(in.Point); err != nil {
 		return ReplicateActivityResult{}, nonRetryable(ErrTypeInvalidInput, "replicate %q: restore point %q is not a restore point ID", in.Dataset, in.Point)

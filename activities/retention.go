@@ -64,6 +64,8 @@ type RetentionProgress struct {
 // replica is decided by the dataset's residency policy for its jurisdiction, as Replicate
 // decides it. It runs on the task queue of the primary's region, whose worker holds the
 // replicas' stores and the data key.
+//
+//nolint:gocyclo // prune then GC, each step audited and logged on failure
 func (a *Activities) Retention(ctx context.Context, in RetentionActivityInput) (RetentionActivityResult, error) {
 	var out RetentionActivityResult
 	ds, loc, err := a.lookup(in.Dataset, in.Location)

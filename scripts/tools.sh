@@ -2,13 +2,15 @@
 # Installs the servers and tools that drflow's tests and demo run, pinned, into a git-ignored
 # cache (.tools/ by default, or $DRFLOW_TOOLS). Safe to run concurrently: one install at a time.
 #
-#   scripts/tools.sh minio|fake-gcs-server|azurite|temporal|all   installs if missing, prints the path
+#   scripts/tools.sh minio|fake-gcs-server|azurite|temporal|golangci-lint|all
+#                                     installs if missing, prints the path
 set -euo pipefail
 
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 FAKE_GCS_VERSION=v1.56.1
 AZURITE_VERSION=3.35.0
 TEMPORAL_CLI_VERSION=v1.5.1
+GOLANGCI_LINT_VERSION=v2.15.0
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools=${DRFLOW_TOOLS:-$root/.tools}
@@ -45,11 +47,13 @@ case "${1:-}" in
   fake-gcs-server) go_tool fake-gcs-server github.com/fsouza/fake-gcs-server "$FAKE_GCS_VERSION" ;;
   azurite) azurite ;;
   temporal) go_tool temporal github.com/temporalio/cli/cmd/temporal "$TEMPORAL_CLI_VERSION" ;;
+  golangci-lint) go_tool golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint "$GOLANGCI_LINT_VERSION" ;;
   all)
     go_tool minio github.com/minio/minio "$MINIO_VERSION" >/dev/null
     go_tool fake-gcs-server github.com/fsouza/fake-gcs-server "$FAKE_GCS_VERSION" >/dev/null
     azurite >/dev/null
     go_tool temporal github.com/temporalio/cli/cmd/temporal "$TEMPORAL_CLI_VERSION" >/dev/null
+    go_tool golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint "$GOLANGCI_LINT_VERSION" >/dev/null
     ;;
-  *) echo "usage: $0 minio|fake-gcs-server|azurite|temporal|all" >&2; exit 2 ;;
+  *) echo "usage: $0 minio|fake-gcs-server|azurite|temporal|golangci-lint|all" >&2; exit 2 ;;
 esac

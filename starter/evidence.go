@@ -74,6 +74,7 @@ func parseWhen(flagName, v string, end bool) (time.Time, error) {
 	return t, nil
 }
 
+//nolint:gocyclo,funlen // flag parsing and checks of a CLI command
 func evidenceCmd(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "evidence")
 	cfgPath := fs.String("config", defaultConf, "configuration file")

@@ -105,6 +105,8 @@ func counter(name, help string, labels []string) *prometheus.CounterVec {
 
 // observeResult records what one activity attempt did, per dataset, from its typed input
 // and result. Labels are configuration names only.
+//
+//nolint:gocyclo // one case per result type the worker measures
 func (m *metrics) observeResult(args []any, res any, err error) {
 	if len(args) == 0 {
 		return

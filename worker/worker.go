@@ -204,6 +204,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+//nolint:gocyclo,funlen // the worker's start-up steps in order, each failing with its own message
 func serve(ctx context.Context, o options, stderr io.Writer) (err error) {
 	log, err := newLogger(stderr, o.logLevel)
 	if err != nil {

@@ -136,6 +136,8 @@ type request struct {
 // damaged or signed with another key: a log that cannot be continued safely is not continued.
 // Finding the last segment takes one List of the region's segments, whose cost grows with
 // their number.
+//
+//nolint:gocyclo // recovery of a log's tail: each way a segment can end torn is a case
 func Open(ctx context.Context, opts Options) (*Log, error) {
 	if opts.Store == nil {
 		return nil, errors.New("audit open: no store")

@@ -114,6 +114,8 @@ var _ Source = providers.Store(nil)
 // records there are); pass ExpectHead with a head kept elsewhere to close that window. And
 // anyone holding the private key can write a whole new consistent log; checkpoints under
 // retention and heads kept elsewhere expose that too.
+//
+//nolint:gocyclo,funlen // each link of the chain (signature, hash, sequence, checkpoint) is a check of its own
 func Verify(ctx context.Context, store Source, region string, pub ed25519.PublicKey, opts ...VerifyOption) (Report, error) {
 	var cfg verifyConfig
 	for _, o := range opts {

@@ -77,6 +77,8 @@ func formatValue(v float64) string {
 
 // Run generates a dataset and measures the data path on the local store: full backup, a
 // backup after changing 1% of the data, restore and verify.
+//
+//nolint:gocyclo,funlen // the benchmark's steps in order, each failing with its own message
 func Run(ctx context.Context, opts Options) (Result, error) {
 	if opts.Size <= 0 {
 		return nil, fmt.Errorf("bench: size must be positive, got %d", opts.Size)

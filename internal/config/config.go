@@ -83,8 +83,6 @@ type ApproverGroup struct {
 	Members []string
 }
 
-func (g ApproverGroup) name() string { return g.Name }
-
 // Jurisdiction is a legal area such as EU. Each region belongs to exactly one.
 type Jurisdiction struct {
 	Name    string

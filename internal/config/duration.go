@@ -18,6 +18,7 @@ func ParseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
+//nolint:gocyclo // a hand-written parser of the d/w/y units time.ParseDuration lacks
 func parseDuration(s string) (time.Duration, error) {
 	if !strings.Contains(s, "d") {
 		return time.ParseDuration(s)

@@ -59,6 +59,8 @@ type Stats struct {
 // byte for byte, reads placement and legal holds back from the stores, derives evidence.json
 // and renders index.html. A broken audit chain fails the build: evidence is never made from
 // records that do not verify.
+//
+//nolint:gocyclo // the pack's sections in order, each failing with its own message
 func Build(ctx context.Context, opts BuildOptions) (*Pack, Stats, error) {
 	var st Stats
 	cfg := opts.Config
@@ -246,6 +248,8 @@ func AuditLocation(cfg *config.Config, region string) (config.Location, bool) {
 // period: the segments after the newest signed checkpoint whose next record is older than
 // the period (or all of them), and the checkpoints from that one on. found is false if the
 // region has no log.
+//
+//nolint:gocyclo // copies segments and checkpoints in the period, each kind of gap reported
 func copyLog(ctx context.Context, opts BuildOptions, region string) (AuditLog, []Record, bool, error) {
 	out := AuditLog{Region: region, Segments: []string{}, Checkpoints: []string{}}
 	loc, _ := AuditLocation(opts.Config, region)

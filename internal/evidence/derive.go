@@ -292,6 +292,8 @@ func (d *deriver) homes() map[string]bool {
 
 // keys reports the key events of the selected datasets and of their home jurisdictions'
 // KEKs, the escrow splits, and who could decrypt what when.
+//
+//nolint:gocyclo // one case per key event kind
 func (d *deriver) keys() Keys {
 	homes := d.homes()
 	k := Keys{KEKs: []KEKInfo{}, Events: []KeyEvent{}, Escrow: []Escrow{}, Access: []Access{}, Unwraps: []UnwrapCount{}}
@@ -345,6 +347,8 @@ func (d *deriver) keys() Keys {
 // access derives, per dataset, the periods in which each KEK version of its home
 // jurisdiction could decrypt it: from the version's creation (or the pack's first record)
 // until a revoke of the version or the keyring, or a shred of the dataset's keys.
+//
+//nolint:gocyclo // who could decrypt what, one case per key and escrow event kind
 func (d *deriver) access(escrow []Escrow) []Access {
 	out := []Access{}
 	for _, name := range d.datasets {
@@ -437,6 +441,8 @@ func (d *deriver) holds(observed []Hold) []Hold {
 
 // objectives lists every backup and drill run of the period from its signed record, and the
 // share that met the objectives per dataset.
+//
+//nolint:gocyclo // one case per backup and drill outcome
 func (d *deriver) objectives() Objectives {
 	o := Objectives{Backups: []Run{}, Drills: []Run{}, Summary: []ObjectiveShare{}}
 	run := func(r Record) Run {

@@ -490,6 +490,8 @@ func (a reportAxis) x(t time.Time, width int) float64 {
 // newReportChart plots one measure of runs (oldest first) against time, with the objective
 // each run was judged against. hadRuns says whether the dataset had runs of the kind at all, to
 // tell "no drills" from "no drill measured this".
+//
+//nolint:gocyclo,funlen // axis scaling with the edge cases of empty, single and flat series
 func newReportChart(dataset, kind string, axis reportAxis, runs []Run, hadRuns bool) reportChart {
 	type sample struct {
 		run       Run
@@ -693,6 +695,7 @@ func reportPercent(share float64, n int) string {
 	return strconv.FormatFloat(math.Round(share*1000)/10, 'f', 1, 64) + " %"
 }
 
+//nolint:gocyclo // one case per copy mode and jurisdiction state
 func reportPlacements(p *Pack, r *reportRefs) []reportJurisdiction {
 	home := map[string]string{}
 	for _, d := range p.Config.Datasets {
@@ -881,6 +884,7 @@ var (
 	reportRecordRef  = regexp.MustCompile(`(?:^|\s)([^\s#]+)#(\d+)$`)
 )
 
+//nolint:gocyclo // one case per evidence reference kind
 func (r *reportRefs) ref(s string) reportRef {
 	out := reportRef{Text: s}
 	if s == "keys.access" {

@@ -301,6 +301,8 @@ func (k *Keyring) load() (*ringFile, error) {
 
 // parse decodes and validates a keyring strictly: a keyring that is not exactly as drflow
 // writes it is refused rather than guessed at.
+//
+//nolint:gocyclo // one check per field of the keyring file
 func (k *Keyring) parse(raw []byte) (*ringFile, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -823,6 +825,8 @@ func (k *Keyring) export(ctx context.Context, version uint32, threshold, n int, 
 // if it is newer than the active one (or there is none); otherwise it is retired. Importing
 // a version the keyring already holds with the same key is a no-op; a revoked version is
 // not resurrected (ErrRevoked).
+//
+//nolint:gocyclo // one check per field of an imported key, each refusing with its own error
 func (k *Keyring) Import(ctx context.Context, shares []KEKShare) (uint32, error) {
 	if len(shares) == 0 {
 		return 0, fmt.Errorf("import into %s: %w: no shares", k.name, providers.ErrInvalidArgument)

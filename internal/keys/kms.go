@@ -80,6 +80,8 @@ var _ KEK = (*KMS)(nil)
 // OpenKMS connects to KMS and describes the key: it must exist, be a symmetric encryption
 // key and live in opts.Region. A disabled key opens (Wrap and Unwrap then fail with
 // ErrRevoked), so that a revocation does not stop the worker.
+//
+//nolint:gocyclo // one case per KMS option and credential source
 func OpenKMS(ctx context.Context, opts KMSOptions) (*KMS, error) {
 	if opts.KeyID == "" {
 		return nil, fmt.Errorf("open kms key: %w: empty key id", providers.ErrInvalidArgument)

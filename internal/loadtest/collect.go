@@ -231,6 +231,8 @@ type Execution struct {
 
 // AnalyzeHistory reads a workflow's history: task latencies from the scheduled and started
 // events' times, the backup result from the completion event (decoded with dc).
+//
+//nolint:gocyclo // one case per history event type the load test measures
 func AnalyzeHistory(events []*historypb.HistoryEvent, dc converter.DataConverter) Execution {
 	r := Execution{ActivityLatency: map[string][]time.Duration{}, ActivityRun: map[string][]time.Duration{}}
 	wftScheduled := map[int64]time.Time{}

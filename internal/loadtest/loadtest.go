@@ -100,6 +100,8 @@ func (o *Options) defaults() {
 // Run performs one load test and returns its report. The error is for a run that could
 // not be set up or measured; hard failures during the run (a failed workflow, a process that
 // died) are in Report.Failures.
+//
+//nolint:gocyclo,funlen // the load test's phases in order (set-up, warm-up, measure, report); a test harness
 func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	o.defaults()
 	if o.RPO <= o.Every {
@@ -328,6 +330,8 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 // measure runs the schedules for o.Duration: it samples the processes, changes the
 // datasets' files once per interval (half an interval after the backups start), describes
 // the schedules, and stops early if the worker or the server dies.
+//
+//nolint:gocyclo // one sample per figure the load test reports
 func measure(ctx context.Context, o Options, d *deployment, c client.Client, wrk *process, srv *temporalServer,
 	sampler *Sampler, tracker *scheduleTracker, backupIDs []string, rep *Report, say func(string, ...any)) error {
 	end := time.After(o.Duration)

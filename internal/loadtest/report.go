@@ -89,6 +89,8 @@ type NamedHistogram struct {
 }
 
 // analyze fills Runs and RPO from the backup workflows' histories.
+//
+//nolint:gocyclo // one verdict per figure
 func (r *Report) analyze(runs []Execution, actions map[string]Action, datasets []string) {
 	f := RunFigures{Activity: map[string]Durations{}, ActivityRun: map[string]Durations{}}
 	var e2e, dur, wft []time.Duration
@@ -280,6 +282,8 @@ func labelCombos(samples []Sample, name string, labels []string) []map[string]st
 func (r *Report) Failed() bool { return len(r.Failures) > 0 }
 
 // Write prints the report as aligned text.
+//
+//nolint:funlen // one line per figure of the report
 func (r *Report) Write(w io.Writer) error {
 	var b strings.Builder
 	o := r.Options

@@ -91,6 +91,8 @@ func (o *CopyOptions) event(src, dst providers.Store, mode, point string) audit.
 // written and marks them. Condemned packs it relies on are checked again before the manifest
 // (see doc.go, "Copy"); if a GC that started before the lease is still running then, Copy
 // fails with the retryable ErrGCRunning.
+//
+//nolint:gocyclo // the copy's preconditions, each refusing with its own error
 func Copy(ctx context.Context, src, dst providers.Store, dataset, pointID string, opts CopyOptions) (CopyResult, error) {
 	start := time.Now()
 	var res CopyResult
@@ -197,6 +199,7 @@ func (c *copier) leased(ctx context.Context, pointID string, res *CopyResult) er
 	return c.run(ctx, pointID, res, h)
 }
 
+//nolint:gocyclo // each object kind of a point (manifest, packs, index, keys) is copied in its order
 func (c *copier) run(ctx context.Context, pointID string, res *CopyResult, lease *leaseHolder) error {
 	mkey := pointKey(c.dataset, pointID)
 	info, err := c.src.Stat(ctx, mkey)

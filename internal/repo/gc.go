@@ -193,6 +193,7 @@ type blobRef struct {
 	sealedLen uint32
 }
 
+//nolint:gocyclo // GC's phases in order (mark, condemn, grace, sweep), each audited
 func (g *collector) run(ctx context.Context) error {
 	r := g.r
 	// GC holds a lease of its own while it runs, so that a copy into this store, or a hold

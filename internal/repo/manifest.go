@@ -473,111 +473,142 @@ func (d *recordDecoder) next(ev *event) error {
 	*ev = event{typ: typ}
 	switch typ {
 	case recEntry:
-		if d.inEntry {
-			return errors.New("entry record inside an entry")
-		}
-		e := sources.Entry{Type: sources.EntryType(r.byte())}
-		mode := r.uvarint()
-		sec := r.varint()
-		nsec1 := r.uvarint()
-		e.Path = r.string(maxPathLen)
-		e.Target = r.string(maxPathLen)
-		if err := r.done(); err != nil {
-			return fmt.Errorf("entry record: %w", err)
-		}
-		if mode > uint64(^uint32(0)) || nsec1 > 1e9 || (nsec1 == 0 && sec != 0) {
-			return errors.New("entry record: mode or mtime out of range")
-		}
-		switch e.Type {
-		case sources.TypeFile, sources.TypeDir:
-			if e.Target != "" {
-				return fmt.Errorf("%s entry with a link target", e.Type)
-			}
-		case sources.TypeSymlink:
-		default:
-			return fmt.Errorf("entry record: unknown type %d", e.Type)
-		}
-		if err := checkEntryPath(e.Path); err != nil {
-			return fmt.Errorf("entry record: %w", err)
-		}
-		e.Mode = fs.FileMode(mode)
-		if nsec1 != 0 {
-			e.ModTime = time.Unix(sec, int64(nsec1-1)).UTC()
-		}
-		if e.Type == sources.TypeFile {
-			e.Size = -1 // known, and verified, only after the content
-		}
-		d.inEntry, d.typ, d.sum = true, e.Type, 0
-		ev.entry = e
+		return d.entryRecord(&r, ev)
 	case recChunks:
-		if !d.inEntry || d.typ != sources.TypeFile {
-			return errors.New("chunk record outside a file entry")
-		}
-		n := r.uvarint()
-		if n == 0 || n > maxRefsPerRec || n*33 > uint64(len(r.b)) {
-			return fmt.Errorf("chunk record: %d references", n)
-		}
-		d.refs = d.refs[:0]
-		for i := uint64(0); i < n && r.err == nil; i++ {
-			var ref chunkRef
-			copy(ref.ID[:], r.bytes(32))
-			l := r.uvarint()
-			if l == 0 || l > maxChunk {
-				return fmt.Errorf("chunk record: chunk of %d bytes", l)
-			}
-			ref.Len = uint32(l)
-			d.sum += int64(l)
-			d.refs = append(d.refs, ref)
-		}
-		if err := r.done(); err != nil {
-			return fmt.Errorf("chunk record: %w", err)
-		}
-		ev.refs = d.refs
+		return d.chunkRecord(&r, ev)
 	case recEnd:
-		if !d.inEntry {
-			return errors.New("end record outside an entry")
-		}
-		size := r.uvarint()
-		copy(ev.hash[:], r.bytes(32))
-		if err := r.done(); err != nil {
-			return fmt.Errorf("end record: %w", err)
-		}
-		if size != uint64(d.sum) {
-			return fmt.Errorf("end record: size %d, chunks hold %d bytes", size, d.sum)
-		}
-		if d.typ != sources.TypeFile && ev.hash != ([32]byte{}) {
-			return fmt.Errorf("end record: %s entry with a content hash", d.typ)
-		}
-		ev.size = d.sum
-		d.inEntry = false
-		d.entries++
+		return d.endRecord(&r, ev)
 	case recProblem:
-		if d.inEntry {
-			return errors.New("problem record inside an entry")
-		}
-		ev.problem.Path = r.string(maxPathLen)
-		ev.problem.Err = r.string(maxProblemLen)
-		if err := r.done(); err != nil {
-			return fmt.Errorf("problem record: %w", err)
-		}
-		d.problems++
+		return d.problemRecord(&r, ev)
 	case recFinal:
-		if d.inEntry || !d.final {
-			return errors.New("final record before the end")
-		}
-		ev.entries = int64(r.uvarint())
-		ev.problems = int64(r.uvarint())
-		if err := r.done(); err != nil {
-			return fmt.Errorf("final record: %w", err)
-		}
-		if ev.entries != d.entries || ev.problems != d.problems {
-			return fmt.Errorf("final record counts %d entries and %d problems, the manifest holds %d and %d",
-				ev.entries, ev.problems, d.entries, d.problems)
-		}
-		d.ended = true
+		return d.finalRecord(&r, ev)
 	default:
 		return fmt.Errorf("unknown record type %d", typ)
 	}
+}
+
+// entryRecord decodes an entry record: it opens an entry.
+func (d *recordDecoder) entryRecord(r *byteReader, ev *event) error {
+	if d.inEntry {
+		return errors.New("entry record inside an entry")
+	}
+	e := sources.Entry{Type: sources.EntryType(r.byte())}
+	mode := r.uvarint()
+	sec := r.varint()
+	nsec1 := r.uvarint()
+	e.Path = r.string(maxPathLen)
+	e.Target = r.string(maxPathLen)
+	if err := r.done(); err != nil {
+		return fmt.Errorf("entry record: %w", err)
+	}
+	if mode > uint64(^uint32(0)) || nsec1 > 1e9 || (nsec1 == 0 && sec != 0) {
+		return errors.New("entry record: mode or mtime out of range")
+	}
+	switch e.Type {
+	case sources.TypeFile, sources.TypeDir:
+		if e.Target != "" {
+			return fmt.Errorf("%s entry with a link target", e.Type)
+		}
+	case sources.TypeSymlink:
+	default:
+		return fmt.Errorf("entry record: unknown type %d", e.Type)
+	}
+	if err := checkEntryPath(e.Path); err != nil {
+		return fmt.Errorf("entry record: %w", err)
+	}
+	e.Mode = fs.FileMode(mode)
+	if nsec1 != 0 {
+		e.ModTime = time.Unix(sec, int64(nsec1-1)).UTC()
+	}
+	if e.Type == sources.TypeFile {
+		e.Size = -1 // known, and verified, only after the content
+	}
+	d.inEntry, d.typ, d.sum = true, e.Type, 0
+	ev.entry = e
+	return nil
+}
+
+// chunkRecord decodes a record of chunk references of the open file entry.
+func (d *recordDecoder) chunkRecord(r *byteReader, ev *event) error {
+	if !d.inEntry || d.typ != sources.TypeFile {
+		return errors.New("chunk record outside a file entry")
+	}
+	n := r.uvarint()
+	if n == 0 || n > maxRefsPerRec || n*33 > uint64(len(r.b)) {
+		return fmt.Errorf("chunk record: %d references", n)
+	}
+	d.refs = d.refs[:0]
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		var ref chunkRef
+		copy(ref.ID[:], r.bytes(32))
+		l := r.uvarint()
+		if l == 0 || l > maxChunk {
+			return fmt.Errorf("chunk record: chunk of %d bytes", l)
+		}
+		ref.Len = uint32(l)
+		d.sum += int64(l)
+		d.refs = append(d.refs, ref)
+	}
+	if err := r.done(); err != nil {
+		return fmt.Errorf("chunk record: %w", err)
+	}
+	ev.refs = d.refs
+	return nil
+}
+
+// endRecord decodes the end of the open entry: its size, checked against its chunks, and
+// its content hash.
+func (d *recordDecoder) endRecord(r *byteReader, ev *event) error {
+	if !d.inEntry {
+		return errors.New("end record outside an entry")
+	}
+	size := r.uvarint()
+	copy(ev.hash[:], r.bytes(32))
+	if err := r.done(); err != nil {
+		return fmt.Errorf("end record: %w", err)
+	}
+	if size != uint64(d.sum) {
+		return fmt.Errorf("end record: size %d, chunks hold %d bytes", size, d.sum)
+	}
+	if d.typ != sources.TypeFile && ev.hash != ([32]byte{}) {
+		return fmt.Errorf("end record: %s entry with a content hash", d.typ)
+	}
+	ev.size = d.sum
+	d.inEntry = false
+	d.entries++
+	return nil
+}
+
+// problemRecord decodes a problem the backup met (a path it could not read).
+func (d *recordDecoder) problemRecord(r *byteReader, ev *event) error {
+	if d.inEntry {
+		return errors.New("problem record inside an entry")
+	}
+	ev.problem.Path = r.string(maxPathLen)
+	ev.problem.Err = r.string(maxProblemLen)
+	if err := r.done(); err != nil {
+		return fmt.Errorf("problem record: %w", err)
+	}
+	d.problems++
+	return nil
+}
+
+// finalRecord decodes the final record: the manifest's counts, checked against what the
+// decoder saw.
+func (d *recordDecoder) finalRecord(r *byteReader, ev *event) error {
+	if d.inEntry || !d.final {
+		return errors.New("final record before the end")
+	}
+	ev.entries = int64(r.uvarint())
+	ev.problems = int64(r.uvarint())
+	if err := r.done(); err != nil {
+		return fmt.Errorf("final record: %w", err)
+	}
+	if ev.entries != d.entries || ev.problems != d.problems {
+		return fmt.Errorf("final record counts %d entries and %d problems, the manifest holds %d and %d",
+			ev.entries, ev.problems, d.entries, d.problems)
+	}
+	d.ended = true
 	return nil
 }
 

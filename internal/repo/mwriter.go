@@ -42,7 +42,6 @@ type manifestWriter struct {
 	lastPath  string   // last completed entry
 	closed    []closedFrame
 	uploaded  uint32 // frames 1..uploaded are part objects in the store
-	scratch   []byte
 }
 
 // add appends one record whose chunks live in packs up to dep, closing the open frame first

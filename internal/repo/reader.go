@@ -172,57 +172,15 @@ func (rd *reader) start(ctx context.Context, fetchers int) (wait func() error) {
 // plan decodes the manifest into ops, dispatching fetch groups ahead of the ops that wait on
 // them.
 func (rd *reader) plan(ctx context.Context) error {
+	p := planner{rd: rd, ctx: ctx}
 	var (
-		ev      event
-		g       *fetchGroup
-		pending []op
-		path    string
+		ev   event
+		path string
 	)
-	emit := func(o op) error {
-		select {
-		case rd.ops <- o:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	flush := func() error {
-		if g != nil {
-			weight := (g.end - g.off) + g.plain
-			if err := rd.window.Acquire(ctx, weight); err != nil {
-				return err
-			}
-			select {
-			case rd.fetch <- g:
-			case <-ctx.Done():
-				rd.window.Release(weight)
-				return ctx.Err()
-			}
-			g = nil
-		}
-		for _, o := range pending {
-			if err := emit(o); err != nil {
-				return err
-			}
-		}
-		clear(pending)
-		pending = pending[:0]
-		return nil
-	}
-	queue := func(o op) error {
-		if g == nil && len(pending) == 0 {
-			return emit(o)
-		}
-		pending = append(pending, o)
-		if len(pending) >= maxPendingOps {
-			return flush()
-		}
-		return nil
-	}
 	for {
 		err := rd.ms.next(&ev)
 		if err == io.EOF {
-			return flush()
+			return p.flush()
 		}
 		if err != nil {
 			return err
@@ -231,15 +189,11 @@ func (rd *reader) plan(ctx context.Context) error {
 		case recEntry:
 			path = ev.entry.Path
 			if rd.sample == nil {
-				if err := queue(op{kind: opEntry, entry: ev.entry}); err != nil {
-					return err
-				}
+				err = p.queue(op{kind: opEntry, entry: ev.entry})
 			}
 		case recEnd:
 			if rd.sample == nil {
-				if err := queue(op{kind: opEnd, size: ev.size, hash: ev.hash}); err != nil {
-					return err
-				}
+				err = p.queue(op{kind: opEnd, size: ev.size, hash: ev.hash})
 			}
 		case recChunks:
 			for _, ref := range ev.refs {
@@ -248,42 +202,109 @@ func (rd *reader) plan(ctx context.Context) error {
 				if rd.sample != nil && !rd.sample(ref.ID) && rd.idx.has(ref.ID) {
 					continue
 				}
-				f := &chunkFuture{ref: ref, entry: path, done: make(chan struct{})}
-				loc, pack, ok := rd.idx.lookup(ref.ID)
-				switch {
-				case !ok:
-					f.err = &IntegrityError{Entry: path, Chunk: ref.ID, Reason: "chunk is in no pack index (pack missing or never written)"}
-					close(f.done)
-				case loc.plainLen != ref.Len:
-					f.err = &IntegrityError{Entry: path, Chunk: ref.ID, Pack: pack.id.String(),
-						Reason: fmt.Sprintf("index says %d bytes, manifest %d", loc.plainLen, ref.Len)}
-					close(f.done)
-				default:
-					f.loc, f.pack = loc, pack
-					start, end := int64(loc.off), int64(loc.off)+int64(loc.sealedLen)
-					if g != nil && (g.pack.id != pack.id || start < g.end || start-g.end > maxGroupGap ||
-						end-g.off > maxGroupSealed || g.plain+int64(ref.Len) > maxGroupPlain) {
-						if err := flush(); err != nil {
-							return err
-						}
-					}
-					if g == nil {
-						g = &fetchGroup{pack: pack, off: start, end: start}
-					}
-					g.end = end
-					g.plain += int64(ref.Len)
-					f.weight = int64(ref.Len)
-					g.chunks = append(g.chunks, f)
-				}
-				if err := queue(op{kind: opChunk, chunk: f}); err != nil {
-					return err
+				if err = p.chunk(ref, path); err != nil {
+					break
 				}
 			}
+		}
+		if err != nil {
+			return err
 		}
 	}
 }
 
+// planner groups the chunks that plan meets into fetch groups (near ranges of one pack) and
+// holds back the ops that wait on the open group until it is dispatched.
+type planner struct {
+	rd      *reader
+	ctx     context.Context
+	g       *fetchGroup // the open group, not dispatched yet
+	pending []op        // ops behind the open group
+}
+
+func (p *planner) emit(o op) error {
+	select {
+	case p.rd.ops <- o:
+		return nil
+	case <-p.ctx.Done():
+		return p.ctx.Err()
+	}
+}
+
+// flush dispatches the open group (within the read window), then the ops behind it.
+func (p *planner) flush() error {
+	if g := p.g; g != nil {
+		weight := (g.end - g.off) + g.plain
+		if err := p.rd.window.Acquire(p.ctx, weight); err != nil {
+			return err
+		}
+		select {
+		case p.rd.fetch <- g:
+		case <-p.ctx.Done():
+			p.rd.window.Release(weight)
+			return p.ctx.Err()
+		}
+		p.g = nil
+	}
+	for _, o := range p.pending {
+		if err := p.emit(o); err != nil {
+			return err
+		}
+	}
+	clear(p.pending)
+	p.pending = p.pending[:0]
+	return nil
+}
+
+// queue sends o now if nothing waits, else behind the open group.
+func (p *planner) queue(o op) error {
+	if p.g == nil && len(p.pending) == 0 {
+		return p.emit(o)
+	}
+	p.pending = append(p.pending, o)
+	if len(p.pending) >= maxPendingOps {
+		return p.flush()
+	}
+	return nil
+}
+
+// chunk queues the read of one chunk of the entry at path: into the open group when it is
+// near the group's range in the same pack, else into a new group. A chunk that no index
+// lists, or lists with another length, is an integrity error of its future.
+func (p *planner) chunk(ref chunkRef, path string) error {
+	f := &chunkFuture{ref: ref, entry: path, done: make(chan struct{})}
+	loc, pack, ok := p.rd.idx.lookup(ref.ID)
+	switch {
+	case !ok:
+		f.err = &IntegrityError{Entry: path, Chunk: ref.ID, Reason: "chunk is in no pack index (pack missing or never written)"}
+		close(f.done)
+	case loc.plainLen != ref.Len:
+		f.err = &IntegrityError{Entry: path, Chunk: ref.ID, Pack: pack.id.String(),
+			Reason: fmt.Sprintf("index says %d bytes, manifest %d", loc.plainLen, ref.Len)}
+		close(f.done)
+	default:
+		f.loc, f.pack = loc, pack
+		start, end := int64(loc.off), int64(loc.off)+int64(loc.sealedLen)
+		if g := p.g; g != nil && (g.pack.id != pack.id || start < g.end || start-g.end > maxGroupGap ||
+			end-g.off > maxGroupSealed || g.plain+int64(ref.Len) > maxGroupPlain) {
+			if err := p.flush(); err != nil {
+				return err
+			}
+		}
+		if p.g == nil {
+			p.g = &fetchGroup{pack: pack, off: start, end: start}
+		}
+		p.g.end = end
+		p.g.plain += int64(ref.Len)
+		f.weight = int64(ref.Len)
+		p.g.chunks = append(p.g.chunks, f)
+	}
+	return p.queue(op{kind: opChunk, chunk: f})
+}
+
 // fetchGroup reads one range of a pack and resolves its chunks; it returns the bytes read.
+//
+//nolint:gocyclo // each way a pack range can fail (missing, short, collected) maps to its own integrity error
 func (rd *reader) fetchGroup(ctx context.Context, g *fetchGroup) int64 {
 	pool := rd.r.pool
 	n := g.end - g.off

@@ -493,6 +493,8 @@ func (d *distinct) first(id keys.ChunkID) bool {
 }
 
 // check consumes the reader's ops, collecting failures.
+//
+//nolint:gocyclo // each chunk check (authentication, length, decompression, hash) is its own integrity error
 func (rd *reader) check(ctx context.Context, full bool, d *distinct, res *VerifyResult, prog *progressor) error {
 	hasher := blake3.New()
 	var (

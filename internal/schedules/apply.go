@@ -204,6 +204,8 @@ func searchAttrHint(err error) string {
 }
 
 // diff lists how got differs from s, in words; nil when it does not.
+//
+//nolint:gocyclo // one comparison per schedule field
 func diff(s Schedule, got client.Schedule, dc converter.DataConverter) []string {
 	var d []string
 	add := func(what string, old, new any) {

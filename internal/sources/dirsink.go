@@ -302,7 +302,7 @@ func (s *DirectorySink) writeFile(ctx context.Context, dir *os.Root, e Entry, na
 			// Content that failed its check, or a write that failed: nothing stays under the
 			// entry's name.
 			f.Close()
-			dir.Remove(name)
+			_ = dir.Remove(name) // best effort: the write's own error is the one to report
 		}
 	}()
 	n, err := copyContent(ctx, f, content)
@@ -319,7 +319,7 @@ func (s *DirectorySink) writeFile(ctx context.Context, dir *os.Root, e Entry, na
 	done = true
 	if !e.ModTime.IsZero() {
 		if err := dir.Chtimes(name, e.ModTime, e.ModTime); err != nil {
-			dir.Remove(name)
+			_ = dir.Remove(name) // best effort, as above
 			return err
 		}
 	}

@@ -127,6 +127,8 @@ func toolEnv(cfg *pgx.ConnConfig, dsn, database string) ([]string, error) {
 // dsnSettings returns the settings written in a libpq DSN, URL or keyword/value form. pgx
 // has already validated the DSN; this only recovers settings that its parsed config does not
 // keep in their original form (TLS file names, sslmode).
+//
+//nolint:gocyclo // one case per libpq connection setting
 func dsnSettings(dsn string) map[string]string {
 	out := map[string]string{}
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {

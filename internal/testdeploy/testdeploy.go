@@ -71,6 +71,8 @@ type KMSKey struct {
 func (d Deployment) StoreDir(loc string) string { return filepath.Join(d.Root, "stores", loc) }
 
 // New writes the deployment into a fresh temporary directory.
+//
+//nolint:gocyclo // a test deployment's servers started in order
 func New(t testing.TB, opts Options) Deployment {
 	t.Helper()
 	if len(opts.Datasets) == 0 {

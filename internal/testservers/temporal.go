@@ -103,13 +103,13 @@ func newTemporalServer(t testing.TB, bin string, opts TemporalOptions) *Temporal
 }
 
 // Stop stops the server (SIGTERM, then SIGKILL after 10 s), keeping its SQLite file.
-func (s *TemporalServer) Stop() { s.Process.stop() }
+func (s *TemporalServer) Stop() { s.stop() }
 
 // Restart stops the server if it runs and starts it again on the same ports and SQLite
 // file, so clients and workers reconnect to the state it had.
 func (s *TemporalServer) Restart(t testing.TB) {
 	t.Helper()
-	s.Process.stop()
+	s.stop()
 	s.Process = Start(t, s.spec)
 }
 

@@ -228,6 +228,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts providers
 	return info, nil
 }
 
+//nolint:gocyclo // one case per put option (condition, hold, immutability) and service error
 func (s *Store) put(ctx context.Context, key string, r io.Reader, opts providers.PutOptions) (providers.ObjectInfo, error) {
 	if err := providers.ValidateKey(key); err != nil {
 		return providers.ObjectInfo{}, err

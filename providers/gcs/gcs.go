@@ -466,6 +466,7 @@ func (s *Store) SetRetention(ctx context.Context, key string, r providers.Retent
 	return nil
 }
 
+//nolint:gocyclo // one case per retention mode and bucket lock state
 func (s *Store) setRetention(ctx context.Context, key string, r providers.Retention) error {
 	if err := providers.ValidateKey(key); err != nil {
 		return err

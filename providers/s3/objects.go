@@ -28,6 +28,8 @@ const abortTimeout = 30 * time.Second
 //
 // On an Object Lock bucket Put first reads the current version's hold and retention (HEAD),
 // so the caller needs s3:GetObject, s3:GetObjectLegalHold and s3:GetObjectRetention too.
+//
+//nolint:gocyclo // one case per put option (condition, hold, retention, checksum)
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts providers.PutOptions) (providers.ObjectInfo, error) {
 	if err := s.checkPut(key, opts); err != nil {
 		return providers.ObjectInfo{}, fmt.Errorf("s3 put %q: %w", key, err)
@@ -222,6 +224,8 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(providers.Objec
 // delete marker of key, after checking that none is held or retained. A key counts as existing
 // while any version of it is stored, even behind a delete marker; one with only delete markers
 // left is cleaned of them and reported as not found.
+//
+//nolint:gocyclo // one case per version and lock state of an object
 func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := providers.ValidateKey(key); err != nil {
 		return fmt.Errorf("s3 delete %q: %w", key, err)
@@ -352,6 +356,8 @@ func (s *Store) SetLegalHold(ctx context.Context, key string, on bool) error {
 // ErrInvalidArgument unless an active compliance retention makes it ErrImmutable. Shortening, removing or changing the mode of an active governance retention is
 // sent with BypassGovernanceRetention; everything else is left for the server to judge, which
 // refuses to shorten or remove compliance retention.
+//
+//nolint:gocyclo // one case per retention mode and its service errors
 func (s *Store) SetRetention(ctx context.Context, key string, r providers.Retention) error {
 	if err := providers.ValidateKey(key); err != nil {
 		return fmt.Errorf("s3 retention %q: %w", key, err)

@@ -85,6 +85,8 @@ var _ providers.Store = (*Store)(nil)
 // Open connects to opts.Bucket and probes it: it fails if the bucket does not exist or cannot
 // be reached, and reads its versioning and Object Lock configuration to establish the
 // Capabilities.
+//
+//nolint:gocyclo // one case per connection option (endpoint, path style, credentials, lock check)
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Bucket == "" {
 		return nil, fmt.Errorf("s3 open: %w: bucket is empty", providers.ErrInvalidArgument)

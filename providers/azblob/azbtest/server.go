@@ -243,6 +243,7 @@ var routes = []route{
 	{op: "DELETE blob", query: []string{"versionid"}, headers: []string{"x-ms-delete-snapshots"}, handle: (*Server).deleteBlob},
 }
 
+//nolint:gocyclo // the emulated Blob API's operations dispatched by method and query
 func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 	name, ok := strings.CutPrefix(r.URL.Path, "/"+fakeAccount+"/"+f.container)
 	if !ok || (name != "" && !strings.HasPrefix(name, "/")) {
@@ -674,6 +675,7 @@ type listedBlob struct {
 	Properties listedProperties `xml:"Properties"`
 }
 
+//nolint:gocyclo,funlen // the List Blobs query parameters of the emulated API
 func (f *Server) list(w http.ResponseWriter, r *http.Request, _ string) {
 	q := r.URL.Query()
 	include := map[string]bool{}

@@ -462,6 +462,8 @@ func validRetention(r *protoRetention) bool {
 // patch updates holds and retention with the service's rules: retention can be extended
 // freely; shortening, removing or locking an Unlocked one needs overrideUnlockedRetention;
 // a Locked one can only be extended.
+//
+//nolint:gocyclo // one case per patchable field of the emulated API
 func (p *Server) patch(w http.ResponseWriter, r *http.Request, req Request) {
 	name := req.Object
 	override := r.URL.Query().Get("overrideUnlockedRetention") == "true"
